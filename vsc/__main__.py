@@ -1,0 +1,3 @@
+from vsc.cli import main
+
+main()

@@ -1,0 +1,1 @@
+"""Connectors: one per platform, all speaking the records of `vsc.connectors.base`."""

@@ -1,0 +1,370 @@
+"""The Connector protocol and the platform-neutral records every connector speaks.
+
+A connector is vsc's only way into one store. Every platform offers the same
+verbs with the same records, whatever its API looks like underneath, so the
+engine never branches on the platform. What a platform cannot do raises
+`vsc.errors.Unsupported` naming the platform and the operation; the engine
+records it and falls back (for example: e-mail the vendor instead of
+cancelling a Squarespace order).
+
+Conventions for every record and verb:
+
+- ids are strings, exactly as the platform prints them (Shopify GIDs,
+  WooCommerce integers as text, Squarespace hex ids and variant UUIDs);
+- money is `Decimal` in the store's currency (`StoreInfo.currency`);
+- time is timezone-aware UTC `datetime`;
+- `available is None` means the store does not count that variant's stock
+  (WooCommerce `manage_stock: false`, Squarespace `isUnlimited`, Shopify
+  `tracked: false`);
+- a variant is addressed by `VariantRef(product_id, variant_id)`, because some
+  platforms (WooCommerce) need the parent id in the path. A WooCommerce simple
+  product is its own single variant: `variant_id == product_id`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple
+
+from vsc.errors import Unsupported
+
+if TYPE_CHECKING:
+    from vsc.connectors.http import StoreSession
+
+# Shopify's own limits, which every listing published to the merchant must fit.
+MAX_OPTIONS = 3
+MAX_VARIANTS = 2048
+
+
+class VariantRef(NamedTuple):
+    product_id: str
+    variant_id: str
+
+
+@dataclass(frozen=True)
+class StoreInfo:
+    """What one verified call tells about a store."""
+
+    name: str
+    url: str
+    currency: str | None = None
+    detail: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Location:
+    id: str
+    name: str
+    active: bool = True
+    primary: bool = False
+    fulfills_online_orders: bool = True
+
+
+@dataclass(frozen=True)
+class Image:
+    src: str
+    alt: str | None = None
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One sellable variant. `options` pairs (option name, value) in the product's option order."""
+
+    id: str
+    sku: str | None = None
+    price: Decimal | None = None
+    compare_at_price: Decimal | None = None
+    barcode: str | None = None
+    options: tuple[tuple[str, str], ...] = ()
+    available: int | None = None
+    inventory_item_id: str | None = None
+    title: str | None = None
+    position: int = 0
+    updated_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Product:
+    """A product with all its variants and images."""
+
+    id: str
+    title: str
+    description_html: str = ""
+    vendor: str | None = None
+    product_type: str | None = None
+    tags: tuple[str, ...] = ()
+    status: str = "active"  # active | draft | archived
+    options: tuple[str, ...] = ()
+    variants: tuple[Variant, ...] = ()
+    images: tuple[Image, ...] = ()
+    handle: str | None = None
+    updated_at: datetime | None = None
+    collections: tuple[str, ...] = ()
+
+    def variant(self, variant_id: str) -> Variant | None:
+        return next((v for v in self.variants if v.id == variant_id), None)
+
+
+@dataclass(frozen=True)
+class VariantDraft:
+    """A variant to create on the merchant store (already priced by the merchant's rule)."""
+
+    sku: str | None
+    price: Decimal | None
+    compare_at_price: Decimal | None = None
+    barcode: str | None = None
+    options: tuple[tuple[str, str], ...] = ()
+    available: int | None = None  # None: create untracked
+
+
+@dataclass(frozen=True)
+class ListingDraft:
+    """A listing to create on the merchant store."""
+
+    title: str
+    description_html: str = ""
+    vendor: str | None = None
+    product_type: str | None = None
+    tags: tuple[str, ...] = ()
+    status: str = "active"
+    options: tuple[str, ...] = ()
+    variants: tuple[VariantDraft, ...] = ()
+    images: tuple[Image, ...] = ()
+    location_id: str | None = None
+
+
+@dataclass(frozen=True)
+class VariantUpdate:
+    """Fields to change on one existing merchant variant; None leaves a field as it is."""
+
+    variant_id: str
+    price: Decimal | None = None
+    compare_at_price: Decimal | None = None
+    clear_compare_at_price: bool = False
+    sku: str | None = None
+    barcode: str | None = None
+
+
+@dataclass(frozen=True)
+class StockLevel:
+    """A variant's sellable quantity. `available is None` means untracked or unlimited."""
+
+    ref: VariantRef
+    available: int | None
+    inventory_item_id: str | None = None
+    updated_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Address:
+    first_name: str | None = None
+    last_name: str | None = None
+    company: str | None = None
+    address1: str | None = None
+    address2: str | None = None
+    city: str | None = None
+    province_code: str | None = None
+    country_code: str | None = None
+    zip: str | None = None
+    phone: str | None = None
+
+
+@dataclass(frozen=True)
+class LineItem:
+    id: str
+    variant_id: str | None
+    product_id: str | None = None
+    sku: str | None = None
+    title: str | None = None
+    quantity: int = 0
+    unit_price: Decimal | None = None
+
+
+@dataclass(frozen=True)
+class Order:
+    """An order on either side. `marker` is vsc's reference to the merchant order, when present."""
+
+    id: str
+    name: str | None = None
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+    cancelled_at: datetime | None = None
+    test: bool = False
+    financial_status: str | None = None  # paid | pending | authorized | refunded | ...
+    fulfillment_status: str | None = None  # unfulfilled | partial | fulfilled | cancelled
+    currency: str | None = None
+    email: str | None = None
+    phone: str | None = None
+    note: str | None = None
+    tags: tuple[str, ...] = ()
+    customer_first_name: str | None = None
+    customer_last_name: str | None = None
+    accepts_marketing: bool | None = None
+    shipping_address: Address | None = None
+    line_items: tuple[LineItem, ...] = ()
+    metafields: tuple[tuple[str, str], ...] = ()
+    marker: str | None = None
+
+
+@dataclass(frozen=True)
+class TrackingInfo:
+    number: str | None = None
+    company: str | None = None
+    url: str | None = None
+
+
+@dataclass(frozen=True)
+class Fulfillment:
+    """A shipment of some of an order's lines; `lines` pairs (line item id, quantity)."""
+
+    id: str
+    order_id: str
+    status: str = "success"
+    tracking: tuple[TrackingInfo, ...] = ()
+    lines: tuple[tuple[str, int], ...] = ()
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class OrderLineDraft:
+    ref: VariantRef
+    quantity: int
+    unit_price: Decimal
+    sku: str | None = None
+    title: str | None = None
+
+
+@dataclass(frozen=True)
+class OrderDraft:
+    """An order to create in a vendor store on behalf of a merchant order.
+
+    `marker` is the unique reference to the merchant order (written where the
+    platform keeps it: Shopify sourceIdentifier/tag/attribute, WooCommerce
+    meta_data, Squarespace externalOrderReference) so the order can be found
+    again after a crash; `key` is the deterministic idempotency key of the push.
+    """
+
+    marker: str
+    key: str
+    lines: tuple[OrderLineDraft, ...]
+    currency: str
+    email: str | None = None
+    phone: str | None = None
+    note: str | None = None
+    tags: tuple[str, ...] = ()
+    customer_first_name: str | None = None
+    customer_last_name: str | None = None
+    accepts_marketing: bool | None = None
+    shipping_address: Address | None = None
+    paid: bool = True
+    channel_name: str = "vsc marketplace"
+    merchant_order_name: str | None = None
+
+
+class Connector:
+    """One store, reached through its platform's API.
+
+    Subclasses set `platform` and the capability flags and override the verbs
+    their platform supports. A verb left alone raises `Unsupported`, which is
+    the honest answer for a platform that cannot do it.
+
+    `session` is the store's `StoreSession`: every request goes through it, so
+    retries, pacing, request counting and redaction are the same for all.
+    """
+
+    platform: ClassVar[str] = "unknown"
+    #: the largest number of stock changes one write request may carry
+    stock_batch_size: ClassVar[int] = 1
+    can_write_listings: ClassVar[bool] = False
+    can_cancel_orders: ClassVar[bool] = False
+    can_update_orders: ClassVar[bool] = False
+
+    def __init__(self, name: str, session: StoreSession) -> None:
+        self.name = name
+        self.session = session
+
+    def _unsupported(self, operation: str) -> Unsupported:
+        return Unsupported(self.platform, operation)
+
+    # -- the store ---------------------------------------------------------
+    def check(self) -> StoreInfo:
+        """Verify the credentials with one call and describe the store."""
+        raise self._unsupported("check credentials")
+
+    def list_locations(self) -> list[Location]:
+        raise self._unsupported("list locations")
+
+    # -- catalog -----------------------------------------------------------
+    def list_products(self, since: datetime | None = None) -> Iterator[Product]:
+        """Every product changed at or after `since` (all products when None), with variants."""
+        raise self._unsupported("list products")
+
+    def get_products(self, ids: Sequence[str]) -> dict[str, Product]:
+        """The products with these ids; ids that no longer exist are left out."""
+        raise self._unsupported("read products")
+
+    def list_deleted_product_ids(self, since: datetime) -> list[str] | None:
+        """Ids of products deleted at or after `since`, or None when the platform
+        cannot say (the engine then checks linked products by id)."""
+        return None
+
+    def create_listing(self, draft: ListingDraft) -> Product:
+        raise self._unsupported("create listings")
+
+    def update_listing(self, product_id: str, fields: dict[str, Any]) -> None:
+        """Change product-level fields: title, description_html, vendor, product_type, tags, status."""
+        raise self._unsupported("update listings")
+
+    def replace_images(self, product_id: str, images: Sequence[Image]) -> None:
+        raise self._unsupported("replace images")
+
+    def update_variants(self, product_id: str, updates: Sequence[VariantUpdate]) -> None:
+        raise self._unsupported("update variants")
+
+    def add_variants(self, product_id: str, drafts: Sequence[VariantDraft], location_id: str | None) -> list[Variant]:
+        raise self._unsupported("add variants")
+
+    def remove_variants(self, product_id: str, variant_ids: Sequence[str]) -> None:
+        raise self._unsupported("remove variants")
+
+    def delete_listing(self, product_id: str) -> None:
+        raise self._unsupported("delete listings")
+
+    # -- stock ---------------------------------------------------------------
+    def read_stock(self, refs: Iterable[VariantRef]) -> dict[VariantRef, StockLevel]:
+        raise self._unsupported("read stock")
+
+    def set_stock(self, levels: Sequence[tuple[VariantRef, int]], *, key: str) -> None:
+        """Set absolute quantities, at most `stock_batch_size` a request."""
+        raise self._unsupported("set stock")
+
+    def adjust_stock(self, deltas: Sequence[tuple[VariantRef, int]], *, key: str) -> None:
+        """Move quantities by deltas (negative: sold), applied once per `key`."""
+        raise self._unsupported("adjust stock")
+
+    # -- orders and tracking -------------------------------------------------
+    def create_order(self, draft: OrderDraft) -> Order:
+        raise self._unsupported("create orders")
+
+    def find_order(self, marker: str) -> Order | None:
+        """The order carrying vsc's `marker`, looked up in a way the platform answers consistently."""
+        raise self._unsupported("find orders by reference")
+
+    def update_order(self, order_id: str, changes: dict[str, Any]) -> None:
+        raise self._unsupported("edit orders")
+
+    def list_orders(self, since: datetime | None = None) -> Iterator[Order]:
+        raise self._unsupported("list orders")
+
+    def get_order(self, order_id: str) -> Order | None:
+        raise self._unsupported("read orders")
+
+    def cancel_order(self, order_id: str, *, restock: bool = True) -> None:
+        raise self._unsupported("cancel orders")
+
+    def list_fulfillments(self, order_id: str) -> list[Fulfillment]:
+        raise self._unsupported("read fulfillments")

@@ -1,0 +1,268 @@
+"""The HTTP server every sandbox store runs on, with request records and fault switches.
+
+A platform emulator subclasses `SandboxStore` and implements `handle`. The base
+class serves it on 127.0.0.1 (a free port unless one is given) in a background
+thread, records every request (so tests can count reads and writes), and can
+inject faults by rule: an HTTP status with optional Retry-After, a delay, or a
+connection cut before or after the store applied the request.
+
+Handlers run one at a time under a lock: the emulated store is a consistent
+little database, as a real store appears to one client.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+
+@dataclass
+class SandboxRequest:
+    method: str
+    path: str
+    query: dict[str, list[str]]
+    headers: dict[str, str]
+    body: bytes
+
+    def json(self) -> Any:
+        if not self.body:
+            return None
+        return json.loads(self.body.decode("utf-8"))
+
+    def arg(self, name: str, default: str | None = None) -> str | None:
+        values = self.query.get(name)
+        return values[-1] if values else default
+
+    def header(self, name: str, default: str | None = None) -> str | None:
+        for k, v in self.headers.items():
+            if k.lower() == name.lower():
+                return v
+        return default
+
+
+@dataclass
+class SandboxResponse:
+    status: int = 200
+    body: Any = None
+    headers: dict[str, str] = field(default_factory=dict)
+    raw: bytes | None = None
+
+    def encode(self) -> bytes:
+        if self.raw is not None:
+            return self.raw
+        if self.body is None:
+            return b""
+        return json.dumps(self.body).encode("utf-8")
+
+
+@dataclass
+class RequestRecord:
+    method: str
+    path: str
+    query: dict[str, list[str]]
+    status: int
+    write: bool
+    operation: str | None = None
+    body: Any = None
+
+
+@dataclass
+class Fault:
+    """A fault to inject. `kind` is one of:
+
+    - "status": answer `status` (e.g. 429, 500, 502, 503) without applying the request,
+      with `retry_after` seconds in a Retry-After header when set;
+    - "timeout": sleep `delay` seconds before answering (the client times out);
+    - "cut_before": close the connection without applying the request;
+    - "cut_after": apply the request, then close the connection (a lost response);
+    - "throttle": platform-specific throttle answer (Shopify THROTTLED with HTTP 200).
+
+    `match(request)` picks the requests it applies to (all when None); `rate` is the
+    chance it fires on a matching request; `times` how often at most (None: forever).
+    """
+
+    kind: str
+    status: int = 500
+    retry_after: float | None = None
+    delay: float = 0.0
+    match: Callable[[SandboxRequest], bool] | None = None
+    rate: float = 1.0
+    times: int | None = None
+    fired: int = 0
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: _Server
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+        return None
+
+    def _serve(self) -> None:
+        store = self.server.store
+        parts = urlsplit(self.path)
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length else b""
+        req = SandboxRequest(
+            method=self.command,
+            path=parts.path,
+            query=parse_qs(parts.query, keep_blank_values=True),
+            headers={k: v for k, v in self.headers.items()},
+            body=body,
+        )
+        fault = store._pick_fault(req)
+        if fault is not None and fault.kind == "cut_before":
+            store._record(req, 0, None)
+            self.close_connection = True
+            self.connection.shutdown(2)
+            return
+        if fault is not None and fault.kind == "timeout":
+            time.sleep(fault.delay)
+        if fault is not None and fault.kind == "status":
+            resp = SandboxResponse(fault.status, store.fault_body(fault.status))
+            if fault.retry_after is not None:
+                resp.headers["Retry-After"] = str(int(fault.retry_after))
+            store._record(req, resp.status, None)
+        elif fault is not None and fault.kind == "throttle":
+            resp = store.throttle_response(req)
+            store._record(req, resp.status, None)
+        else:
+            with store.lock:
+                try:
+                    resp = store.handle(req)
+                except Exception as exc:  # an emulator bug must show, not hang the client
+                    resp = SandboxResponse(500, {"error": f"sandbox error: {type(exc).__name__}: {exc}"})
+                store._record(req, resp.status, store.operation_name(req))
+        if fault is not None and fault.kind == "cut_after":
+            self.close_connection = True
+            self.connection.shutdown(2)
+            return
+        payload = resp.encode()
+        self.send_response(resp.status)
+        if resp.raw is None:
+            self.send_header("Content-Type", "application/json; charset=utf-8")
+        for k, v in resp.headers.items():
+            self.send_header(k, v)
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+
+    do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = _serve
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+    store: SandboxStore
+
+
+class SandboxStore:
+    """Base of the platform emulators. Subclasses implement `handle` and `is_write`."""
+
+    platform = "sandbox"
+
+    def __init__(self, *, host: str = "127.0.0.1", port: int = 0, seed: int | None = None) -> None:
+        self.host = host
+        self.port = port
+        self.lock = threading.RLock()
+        self.requests: list[RequestRecord] = []
+        self.faults: list[Fault] = []
+        self.random = random.Random(seed)
+        self._server: _Server | None = None
+        self._thread: threading.Thread | None = None
+        self.clock: Callable[[], float] = time.time
+
+    # -- lifecycle -------------------------------------------------------------
+    def start(self) -> SandboxStore:
+        server = _Server((self.host, self.port), _Handler)
+        server.store = self
+        self._server = server
+        self.port = server.server_address[1]
+        self._thread = threading.Thread(target=server.serve_forever, name=f"sandbox-{self.platform}", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+
+    def __enter__(self) -> SandboxStore:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    # -- to override -----------------------------------------------------------
+    def handle(self, req: SandboxRequest) -> SandboxResponse:
+        raise NotImplementedError
+
+    def is_write(self, req: SandboxRequest) -> bool:
+        return req.method not in ("GET", "HEAD", "OPTIONS")
+
+    def operation_name(self, req: SandboxRequest) -> str | None:
+        return None
+
+    def fault_body(self, status: int) -> Any:
+        return {"error": f"injected HTTP {status}"}
+
+    def throttle_response(self, req: SandboxRequest) -> SandboxResponse:
+        return SandboxResponse(429, self.fault_body(429), {"Retry-After": "1"})
+
+    # -- records and faults ------------------------------------------------------
+    def _record(self, req: SandboxRequest, status: int, operation: str | None) -> None:
+        try:
+            body = req.json()
+        except ValueError:
+            body = None
+        with self.lock:
+            self.requests.append(
+                RequestRecord(req.method, req.path, req.query, status, self.is_write(req), operation, body)
+            )
+
+    def _pick_fault(self, req: SandboxRequest) -> Fault | None:
+        with self.lock:
+            for fault in self.faults:
+                if fault.times is not None and fault.fired >= fault.times:
+                    continue
+                if fault.match is not None and not fault.match(req):
+                    continue
+                if fault.rate < 1.0 and self.random.random() >= fault.rate:
+                    continue
+                fault.fired += 1
+                return fault
+        return None
+
+    def inject(self, fault: Fault) -> Fault:
+        with self.lock:
+            self.faults.append(fault)
+        return fault
+
+    def clear_faults(self) -> None:
+        with self.lock:
+            self.faults.clear()
+
+    def reset_requests(self) -> None:
+        with self.lock:
+            self.requests.clear()
+
+    def count(self, *, write: bool | None = None) -> int:
+        with self.lock:
+            return sum(1 for r in self.requests if write is None or r.write == write)
+
+    @property
+    def writes(self) -> list[RequestRecord]:
+        with self.lock:
+            return [r for r in self.requests if r.write]

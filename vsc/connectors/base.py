@@ -65,8 +65,11 @@ class Location:
 
 @dataclass(frozen=True)
 class Image:
+    """An image; `id` is the platform's media id where it has one."""
+
     src: str
     alt: str | None = None
+    id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -312,15 +315,21 @@ class Connector:
         cannot say (the engine then checks linked products by id)."""
         return None
 
-    def create_listing(self, draft: ListingDraft) -> Product:
+    def create_listing(self, draft: ListingDraft, *, handle: str | None = None) -> Product:
+        """Create a listing, published to the online store. With `handle`, a repeated call
+        updates the listing the first one made instead of creating another."""
         raise self._unsupported("create listings")
 
     def update_listing(self, product_id: str, fields: dict[str, Any]) -> None:
         """Change product-level fields: title, description_html, vendor, product_type, tags, status."""
         raise self._unsupported("update listings")
 
-    def replace_images(self, product_id: str, images: Sequence[Image]) -> None:
-        raise self._unsupported("replace images")
+    def add_images(self, product_id: str, images: Sequence[Image]) -> list[str]:
+        """Attach images by URL; returns the new media ids in the same order."""
+        raise self._unsupported("add images")
+
+    def remove_images(self, product_id: str, media_ids: Sequence[str]) -> None:
+        raise self._unsupported("remove images")
 
     def update_variants(self, product_id: str, updates: Sequence[VariantUpdate]) -> None:
         raise self._unsupported("update variants")

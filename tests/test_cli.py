@@ -1,0 +1,94 @@
+"""The command line surface: help everywhere, and bad input refused with exit 2 and nothing changed."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+import typer.main
+
+from vsc.cli import app
+
+
+def all_commands():
+    root = typer.main.get_command(app)
+
+    def walk(cmd, path):
+        yield path
+        if hasattr(cmd, "commands"):
+            for name, sub in cmd.commands.items():
+                yield from walk(sub, [*path, name])
+
+    return list(walk(root, []))
+
+
+@pytest.mark.parametrize("path", all_commands(), ids=lambda p: " ".join(p) or "vsc")
+def test_every_command_has_help(cli, path):
+    result = cli(*path, "--help")
+    assert result.code == 0, result
+    assert "Usage:" in result.out
+    root = typer.main.get_command(app)
+    cmd = root
+    for name in path:
+        cmd = cmd.commands[name]
+    assert (cmd.help or "").strip(), f"{' '.join(path)} has no help text"
+
+
+def test_contract_commands_exist():
+    paths = {" ".join(p) for p in all_commands()}
+    for needed in ["init", "connect shopify", "connect woocommerce", "connect squarespace", "stores",
+                   "stores check", "products", "map add", "map auto", "map list", "map remove", "sync", "demo",
+                   "sandbox"]:
+        assert needed in paths
+
+
+def test_python_dash_m_runs():
+    done = subprocess.run([sys.executable, "-m", "vsc", "--version"], capture_output=True, text=True,
+                          env={**os.environ}, timeout=60)
+    assert done.returncode == 0 and "vsc" in done.stdout
+
+
+def test_no_database_exits_2_naming_vsc_init(cli):
+    for args in (["stores"], ["sync"], ["map", "list"], ["products", "acme"]):
+        result = cli(*args)
+        assert result.code == 2, result
+        assert "vsc init" in result.err
+
+
+def test_init_creates_database_and_commented_settings(cli, isolated):
+    result = cli("init")
+    assert result.code == 0, result
+    db = isolated / "vsc.db"
+    settings = isolated / "vsc.yaml"
+    assert db.exists() and settings.exists()
+    assert oct(os.stat(db).st_mode & 0o777) == "0o600"
+    assert oct(os.stat(settings).st_mode & 0o777) == "0o600"
+    assert "auto_variants" in settings.read_text()
+    assert cli("stores", "--json").json() == []
+
+
+def test_malformed_settings_list_every_problem(cli, isolated):
+    assert cli("init").code == 0
+    (isolated / "vsc.yaml").write_text("auto_variants: yes please\nbogus: 1\nstock_buffer: lots\n")
+    result = cli("sync")
+    assert result.code == 2
+    for text in ("auto_variants: must be true or false", "bogus: unknown key", "stock_buffer: must be a whole"):
+        assert text in result.err
+
+
+def test_plain_http_to_a_non_loopback_host_is_refused(cli):
+    assert cli("init").code == 0
+    result = cli("connect", "shopify", "mall", "--role", "merchant", "--shop", "http://shop.example.com",
+                 "--token-env", "X")
+    assert result.code == 2 and "plain http://" in result.err
+    assert cli("stores", "--json").json() == []
+
+
+def test_bad_arguments_exit_2(cli):
+    assert cli("init").code == 0
+    assert cli("sync", "--only", "everything").code == 2
+    assert cli("connect", "shopify", "mall", "--role", "boss", "--shop", "x").code == 2
+    assert cli("map", "auto", "acme", "--by", "color").code == 2
+    assert cli("no-such-command").code == 2

@@ -1,0 +1,84 @@
+"""The state database: created 0600, migrations on open, refusing missing, corrupt or newer files."""
+
+from __future__ import annotations
+
+import os
+import stat
+
+import pytest
+
+from vsc.errors import StateError, StateMissing, UsageError
+from vsc.state import State, StoreRow
+
+
+def test_created_with_mode_0600_and_all_tables(tmp_path):
+    path = tmp_path / "sub" / "vsc.db"
+    state = State.create(path)
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+    assert {"stores", "product_links", "variant_links", "cursors", "journal", "passes"} <= set(
+        state.db.table_names()
+    )
+    state.close()
+
+
+def test_missing_database_names_vsc_init(tmp_path):
+    with pytest.raises(StateMissing) as caught:
+        State.open(tmp_path / "nope.db")
+    assert "vsc init" in caught.value.hint
+
+
+def test_corrupt_database_is_refused(tmp_path):
+    path = tmp_path / "vsc.db"
+    path.write_bytes(b"this is not sqlite at all" * 100)
+    with pytest.raises(StateError, match="not a readable vsc database"):
+        State.open(path)
+
+
+def test_newer_database_is_refused(tmp_path):
+    path = tmp_path / "vsc.db"
+    state = State.create(path)
+    state.db["_sqlite_migrations"].insert(
+        {"migration_set": "vsc", "name": "9999_from_the_future", "applied_at": "2030-01-01"}
+    )
+    state.close()
+    with pytest.raises(StateError, match="newer vsc"):
+        State.open(path)
+
+
+def test_exactly_one_merchant(tmp_path):
+    state = State.create(tmp_path / "vsc.db")
+    state.add_store(StoreRow("mall", "shopify", "merchant", "https://mall.myshopify.com", {"token": {"env": "T"}}))
+    with pytest.raises(UsageError, match="already the merchant"):
+        state.add_store(StoreRow("mall2", "shopify", "merchant", "https://x.myshopify.com", {}))
+    with pytest.raises(UsageError, match="already exists"):
+        state.add_store(StoreRow("mall", "shopify", "vendor", "https://x.myshopify.com", {}))
+
+
+def test_links_cursors_and_journal_round_trip(tmp_path):
+    from datetime import UTC, datetime
+
+    state = State.create(tmp_path / "vsc.db")
+    state.add_store(StoreRow("acme", "shopify", "vendor", "https://acme.myshopify.com", {}))
+    link = state.add_product_link("acme", "p1", "m1", mode="published", fingerprint={"title": "T"})
+    v = state.add_variant_link(link, vendor_variant_id="v1", merchant_variant_id="mv1",
+                               merchant_inventory_item_id="ii1", sku="S", barcode=None, fingerprint={"price": "1"})
+    assert state.product_link("acme", "p1").fingerprint == {"title": "T"}
+    assert state.variant_link_by_merchant_variant("mv1") == v
+    stamp = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+    state.set_cursor("acme", "catalog", stamp)
+    assert state.cursor("acme", "catalog") == stamp
+    entry = state.journal_begin(pass_id=None, store="m", stream="catalog", kind="k", key="a:b", target="t")
+    state.journal_finish(entry, status="done")
+    (row,) = state.journal(key_like="a:b")
+    assert row.status == "done"
+    state.remove_store("acme")
+    assert state.product_links() == [] and state.variant_links() == []
+
+
+def test_atomic_rolls_back_together(tmp_path):
+    state = State.create(tmp_path / "vsc.db")
+    state.add_store(StoreRow("acme", "shopify", "vendor", "https://acme.myshopify.com", {}))
+    with pytest.raises(RuntimeError), state.atomic():
+        state.add_product_link("acme", "p1", "m1", mode="published")
+        raise RuntimeError("crash")
+    assert state.product_links() == []

@@ -1,0 +1,583 @@
+"""The `vsc` command: parse, call the library, render. No business logic lives here.
+
+`main()` is the single place where errors become messages and exit codes
+(CONTRACT.md): a `VscError` prints its sentence and hint on stderr and exits
+with its status; anything else is a bug and says so. Data goes to stdout
+(`--json` prints exactly one JSON document there); progress and logs go to
+stderr.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from vsc import __version__, config
+from vsc.config import Settings
+from vsc.engine.context import Context
+from vsc.errors import ExitStatus, UsageError, VscError
+from vsc.secrets import redactor
+from vsc.state import State
+
+app = typer.Typer(
+    name="vsc",
+    help="Keep marketplace vendors' Shopify, WooCommerce and Squarespace stores in step with a merchant's "
+    "Shopify store.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+connect_app = typer.Typer(help="Connect a store: verify its credentials, then save it.", no_args_is_help=True)
+stores_app = typer.Typer(help="List the connected stores (see also `stores check`).", invoke_without_command=True)
+map_app = typer.Typer(help="Publish vendor products to the merchant store, or link them to existing listings.",
+                      no_args_is_help=True)
+app.add_typer(connect_app, name="connect")
+app.add_typer(stores_app, name="stores")
+app.add_typer(map_app, name="map")
+
+out = Console(soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True)
+
+
+class Role(str, Enum):
+    merchant = "merchant"
+    vendor = "vendor"
+
+
+class MatchKey(str, Enum):
+    sku = "sku"
+    barcode = "barcode"
+
+
+class Options:
+    db: Path
+    config_path: Path | None
+    verbose: int = 0
+
+
+OPTS = Options()
+
+
+def default_db() -> Path:
+    import platformdirs
+
+    return Path(platformdirs.user_data_dir("vsc", appauthor=False)) / "vsc.db"
+
+
+def settings_path() -> Path:
+    return OPTS.config_path or OPTS.db.with_name("vsc.yaml")
+
+
+def open_context(*, create: bool = False) -> Context:
+    state = State.create(OPTS.db) if create else State.open(OPTS.db)
+    settings = config.load(settings_path(), required=OPTS.config_path is not None)
+    return Context(state=state, settings=settings)
+
+
+def load_settings() -> Settings:
+    return config.load(settings_path(), required=OPTS.config_path is not None)
+
+
+def emit_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
+
+
+def setup_logging(verbose: int, debug: bool) -> None:
+    level = logging.DEBUG if debug else logging.INFO if verbose else logging.WARNING
+    handler = logging.StreamHandler(sys.stderr)
+    handler.addFilter(redactor)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger("vsc")
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    root.propagate = False
+
+
+def _version(value: bool) -> None:
+    if value:
+        out.print(f"vsc {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    db: Annotated[Path | None, typer.Option("--db", help="State database (default: vsc.db in the user data "
+                                             "dir; env VSC_DB).", envvar="VSC_DB")] = None,
+    config_path: Annotated[Path | None, typer.Option("--config", help="Settings file (default: vsc.yaml beside "
+                                                      "the database; env VSC_CONFIG).", envvar="VSC_CONFIG")] = None,
+    verbose: Annotated[int, typer.Option("--verbose", "-v", count=True, help="Log what vsc does on stderr.")] = 0,
+    debug: Annotated[bool, typer.Option("--debug", help="Log every request on stderr (secrets redacted).")] = False,
+    version: Annotated[bool, typer.Option("--version", help="Print the version and exit.", is_eager=True,
+                                          callback=lambda v: _version(v))] = False,
+) -> None:
+    OPTS.db = (db or default_db()).expanduser()
+    OPTS.config_path = config_path.expanduser() if config_path else None
+    OPTS.verbose = verbose
+    setup_logging(verbose, debug)
+
+
+# -- init ------------------------------------------------------------------------------
+
+
+@app.command()
+def init(
+    force: Annotated[bool, typer.Option(help="Rewrite the settings file even if it exists.")] = False,
+) -> None:
+    """Create the state database and a commented settings file beside it."""
+    existed = OPTS.db.exists()
+    state = State.create(OPTS.db)
+    state.close()
+    path = settings_path()
+    wrote = False
+    if force or not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(config.example_text())
+        wrote = True
+    err.print(f"{'Database already at' if existed else 'Created database'} {OPTS.db}")
+    err.print(f"{'Wrote settings' if wrote else 'Settings already at'} {path}")
+    err.print("Next: connect the merchant with `vsc connect shopify NAME --role merchant --shop SHOP --token-env VAR`.")
+
+
+# -- connect ---------------------------------------------------------------------------
+
+
+def _secret_option_warning(flag: str, env_flag: str) -> None:
+    err.print(
+        f"[yellow]warning:[/] a secret given with {flag} is kept in your shell history; prefer {env_flag} VAR "
+        "or leave both out to be prompted."
+    )
+
+
+def _prompt_secret(what: str, flag: str, env_flag: str) -> str:
+    if not sys.stdin.isatty():
+        raise UsageError(f"no {what} given", hint=f"Pass {env_flag} VAR (or {flag} VALUE).")
+    return typer.prompt(what, hide_input=True)
+
+
+def _connect(platform: str, name: str, role: str, url: str, inputs: list[Any], build: Any) -> None:
+    from vsc.engine.stores import connect
+
+    state = State.open(OPTS.db)
+    info = connect(state, platform=platform, name=name, role=role, url=url, inputs=inputs, build=build)
+    out.print(f"Connected {role} {name} ({platform}): {info.name}" + (f", {info.currency}" if info.currency else ""))
+
+
+@connect_app.command("shopify")
+def connect_shopify(
+    name: Annotated[str, typer.Argument(help="A name for the store in vsc.")],
+    role: Annotated[Role, typer.Option(help="merchant or vendor.")],
+    shop: Annotated[str, typer.Option(help="name.myshopify.com, https://..., or http://127.0.0.1:PORT (sandbox).")],
+    token: Annotated[str | None, typer.Option(help="Admin API access token (kept in the system keyring).")] = None,
+    token_env: Annotated[str | None, typer.Option(help="Name of an environment variable holding the token.")] = None,
+) -> None:
+    """Connect a Shopify store (the merchant, or a vendor)."""
+    from vsc.connectors.shopify import ShopifyConnector
+    from vsc.connectors.shopify.connector import shop_url
+    from vsc.engine.stores import SecretInput
+
+    url = shop_url(shop)
+    if token and token_env:
+        raise UsageError("give --token or --token-env, not both")
+    if token:
+        _secret_option_warning("--token", "--token-env")
+    if not token and not token_env:
+        token = _prompt_secret("Admin API access token", "--token", "--token-env")
+    inputs = [SecretInput("token", token, token_env, "--token-env")]
+    _connect("shopify", name, role.value, url, inputs, lambda v: ShopifyConnector.open(name, url, v["token"]))
+
+
+def _not_available(platform: str) -> None:
+    raise UsageError(f"connecting {platform} stores is not available yet in this version of vsc")
+
+
+@connect_app.command("woocommerce")
+def connect_woocommerce(
+    name: Annotated[str, typer.Argument(help="A name for the store in vsc.")],
+    url: Annotated[str, typer.Option(help="The site's address, https://shop.example.")],
+    key: Annotated[str | None, typer.Option(help="REST API consumer key ck_... (kept in the keyring).")] = None,
+    secret: Annotated[str | None, typer.Option(help="REST API consumer secret cs_... (kept in the keyring).")] = None,
+    key_env: Annotated[str | None, typer.Option(help="Environment variable holding the consumer key.")] = None,
+    secret_env: Annotated[str | None, typer.Option(help="Environment variable holding the consumer secret.")] = None,
+) -> None:
+    """Connect a vendor's WooCommerce store (REST API wc/v3, Read/Write keys)."""
+    try:
+        from vsc.connectors.woocommerce import WooCommerceConnector
+    except ImportError:
+        _not_available("WooCommerce")
+    from vsc.engine.stores import SecretInput
+
+    if (key and key_env) or (secret and secret_env):
+        raise UsageError("give each secret once: --key or --key-env, --secret or --secret-env")
+    if key or secret:
+        _secret_option_warning("--key/--secret", "--key-env/--secret-env")
+    if not key and not key_env:
+        key = _prompt_secret("Consumer key", "--key", "--key-env")
+    if not secret and not secret_env:
+        secret = _prompt_secret("Consumer secret", "--secret", "--secret-env")
+    inputs = [SecretInput("key", key, key_env, "--key-env"), SecretInput("secret", secret, secret_env, "--secret-env")]
+    _connect(
+        "woocommerce", name, "vendor", url, inputs,
+        lambda v: WooCommerceConnector.open(name, url, v["key"], v["secret"]),
+    )
+
+
+@connect_app.command("squarespace")
+def connect_squarespace(
+    name: Annotated[str, typer.Argument(help="A name for the store in vsc.")],
+    api_key: Annotated[str | None, typer.Option(help="Commerce API key (kept in the keyring).")] = None,
+    api_key_env: Annotated[str | None, typer.Option(help="Environment variable holding the API key.")] = None,
+    api_url: Annotated[str, typer.Option(help="API base URL (a sandbox's http://127.0.0.1:PORT).")] = (
+        "https://api.squarespace.com"
+    ),
+) -> None:
+    """Connect a vendor's Squarespace store (Commerce APIs; Products, Inventory and Orders read/write)."""
+    try:
+        from vsc.connectors.squarespace import SquarespaceConnector
+    except ImportError:
+        _not_available("Squarespace")
+    from vsc.engine.stores import SecretInput
+
+    if api_key and api_key_env:
+        raise UsageError("give --api-key or --api-key-env, not both")
+    if api_key:
+        _secret_option_warning("--api-key", "--api-key-env")
+    if not api_key and not api_key_env:
+        api_key = _prompt_secret("API key", "--api-key", "--api-key-env")
+    inputs = [SecretInput("api_key", api_key, api_key_env, "--api-key-env")]
+    _connect(
+        "squarespace", name, "vendor", api_url, inputs,
+        lambda v: SquarespaceConnector.open(name, v["api_key"], api_url),
+    )
+
+
+# -- stores ----------------------------------------------------------------------------
+
+
+@stores_app.callback()
+def stores(
+    ctx: typer.Context,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """List the connected stores: name, platform, role, url, status."""
+    if ctx.invoked_subcommand:
+        return
+    state = State.open(OPTS.db)
+    rows = [
+        {"name": s.name, "platform": s.platform, "role": s.role, "url": s.url, "status": s.check_status or "unknown",
+         "checked_at": s.checked_at, "currency": s.currency}
+        for s in state.stores()
+    ]
+    if as_json:
+        emit_json(rows)
+        return
+    if not rows:
+        err.print("No stores yet. Connect one with `vsc connect shopify|woocommerce|squarespace ...`.")
+        return
+    table = Table("name", "platform", "role", "url", "status", "checked")
+    for r in rows:
+        table.add_row(r["name"], r["platform"], r["role"], r["url"], r["status"], r["checked_at"] or "")
+    out.print(table)
+
+
+@stores_app.command("check")
+def stores_check(
+    name: Annotated[str | None, typer.Argument(help="Only this store.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Call each store once and report reachability and auth."""
+    c = open_context()
+    rows = [c.state.store(name)] if name else c.state.stores()
+    results = []
+    for row in rows:
+        try:
+            info = c.connector(row.name).check()
+            status, detail = "ok", info.name
+            c.state.record_check(row.name, "ok", info.currency)
+        except VscError as exc:
+            status, detail = ("auth failed" if exc.exit_status == ExitStatus.USAGE else "unreachable"), str(exc)
+            c.state.record_check(row.name, status)
+        results.append({"name": row.name, "platform": row.platform, "status": status, "detail": detail})
+    if as_json:
+        emit_json(results)
+    else:
+        table = Table("name", "platform", "status", "detail")
+        for r in results:
+            style = "green" if r["status"] == "ok" else "red"
+            table.add_row(r["name"], r["platform"], f"[{style}]{r['status']}[/]", r["detail"])
+        out.print(table)
+    if any(r["status"] != "ok" for r in results):
+        raise typer.Exit(ExitStatus.ACTIONS_FAILED)
+
+
+@stores_app.command("remove")
+def stores_remove(
+    name: Annotated[str, typer.Argument(help="The store to forget.")],
+    yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
+) -> None:
+    """Forget a store: its links, cursors and keyring entries (nothing is changed on the store)."""
+    from vsc import secrets
+
+    state = State.open(OPTS.db)
+    row = state.store(name)
+    links = len(state.product_links(vendor=name))
+    if not yes and not typer.confirm(f"Forget {name} and its {links} product link(s)?"):
+        raise typer.Exit(ExitStatus.USAGE)
+    state.remove_store(name)
+    secrets.forget(row.secret_ref)
+    out.print(f"Removed {name}.")
+
+
+# -- products and mapping ----------------------------------------------------------------
+
+
+@app.command()
+def products(
+    vendor: Annotated[str, typer.Argument(help="The vendor store.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """The vendor's catalog, with what is linked to the merchant store."""
+    c = open_context()
+    c.vendor_row(vendor)
+    linked_v = {v.vendor_variant_id for v in c.state.variant_links(vendor=vendor)}
+    linked_p = {p.vendor_product_id for p in c.state.product_links(vendor)}
+    rows = []
+    for p in c.connector(vendor).list_products(None):
+        rows.append(
+            {
+                "id": p.id,
+                "title": p.title,
+                "status": p.status,
+                "linked": p.id in linked_p,
+                "options": list(p.options),
+                "variants": [
+                    {"id": v.id, "sku": v.sku, "barcode": v.barcode, "price": str(v.price) if v.price is not None
+                     else None, "available": v.available, "options": dict(v.options), "linked": v.id in linked_v}
+                    for v in p.variants
+                ],
+            }
+        )
+    if as_json:
+        emit_json(rows)
+        return
+    table = Table("id", "title", "status", "variants", "linked")
+    for r in rows:
+        table.add_row(r["id"], r["title"], r["status"], str(len(r["variants"])), "yes" if r["linked"] else "")
+    out.print(table)
+
+
+def _print_map_result(result: Any, as_json: bool, verb: str) -> None:
+    if as_json:
+        emit_json({"ok": result.ok, "linked": result.linked, "skipped": result.skipped, "problems": result.problems})
+    else:
+        for item in result.linked:
+            out.print(f"{verb} {item['title']!r} ({item['vendor_product_id']}) → {item['merchant_product_id']}, "
+                      f"{item['variants']} variant(s)")
+        for s in result.skipped:
+            err.print(f"skipped: {s}")
+        for p in result.problems:
+            err.print(f"[red]problem:[/] {p}")
+    if not result.ok:
+        raise typer.Exit(ExitStatus.USAGE if not result.linked else ExitStatus.ACTIONS_FAILED)
+
+
+@map_app.command("add")
+def map_add(
+    vendor: Annotated[str, typer.Argument(help="The vendor store.")],
+    product_ids: Annotated[list[str], typer.Argument(help="Vendor product ids, as the vendor's platform prints them.")],
+    to: Annotated[str | None, typer.Option("--to", help="Link to this existing merchant product instead of "
+                                           "publishing.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Publish vendor products to the merchant store (or link one to an existing listing with --to)."""
+    from vsc.engine import mapping
+
+    c = open_context()
+    if to:
+        if len(product_ids) != 1:
+            raise UsageError("--to links exactly one vendor product")
+        result = mapping.link_to(c, vendor, product_ids[0], to)
+        _print_map_result(result, as_json, "linked")
+    else:
+        result = mapping.publish(c, vendor, product_ids)
+        _print_map_result(result, as_json, "published")
+
+
+@map_app.command("auto")
+def map_auto(
+    vendor: Annotated[str, typer.Argument(help="The vendor store.")],
+    by: Annotated[MatchKey, typer.Option(help="The key both stores share.")] = MatchKey.sku,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Link vendor variants to merchant variants that carry the same SKU or barcode."""
+    from vsc.engine import mapping
+
+    c = open_context()
+    result = mapping.auto_link(c, vendor, by.value)
+    if as_json:
+        emit_json({"ok": result.ok, "linked": result.linked, "problems": result.problems})
+        return
+    for item in result.linked:
+        out.print(f"linked {item['title']!r} ({item['vendor_product_id']}) → {item['merchant_product_id']}, "
+                  f"{item['variants']} variant(s)")
+    for p in result.problems:
+        err.print(f"not linked: {p}")
+    if not result.linked:
+        err.print(f"No variants linked by {by.value}.")
+
+
+@map_app.command("list")
+def map_list(
+    vendor: Annotated[str | None, typer.Argument(help="Only this vendor.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """The links between vendor products and merchant listings."""
+    state = State.open(OPTS.db)
+    if vendor:
+        state.store(vendor)
+    rows = []
+    for link in state.product_links(vendor):
+        rows.append(
+            {
+                "vendor": link.vendor,
+                "vendor_product_id": link.vendor_product_id,
+                "merchant_product_id": link.merchant_product_id,
+                "mode": link.mode,
+                "state": link.state,
+                "note": link.note,
+                "title": link.fingerprint.get("title"),
+                "variants": [
+                    {"vendor_variant_id": v.vendor_variant_id, "merchant_variant_id": v.merchant_variant_id,
+                     "sku": v.sku, "state": v.state}
+                    for v in state.variant_links(product_link_id=link.id)
+                ],
+            }
+        )
+    if as_json:
+        emit_json(rows)
+        return
+    if not rows:
+        err.print("No links yet. Publish with `vsc map add VENDOR PRODUCT_ID` or link with `vsc map auto VENDOR`.")
+        return
+    table = Table("vendor", "vendor product", "merchant product", "title", "variants", "state")
+    for r in rows:
+        table.add_row(r["vendor"], r["vendor_product_id"], r["merchant_product_id"], r["title"] or "",
+                      str(len(r["variants"])), r["state"] + (f": {r['note']}" if r["note"] else ""))
+    out.print(table)
+
+
+@map_app.command("remove")
+def map_remove(
+    vendor: Annotated[str, typer.Argument(help="The vendor store.")],
+    product_id: Annotated[str, typer.Argument(help="The vendor product id.")],
+    delete_listing: Annotated[bool, typer.Option("--delete-listing", help="Also delete the merchant listing.")] = False,
+) -> None:
+    """Stop syncing a vendor product (and, with --delete-listing, delete its merchant listing)."""
+    from vsc.engine import mapping
+
+    c = open_context()
+    done = mapping.unlink(c, vendor, product_id, delete_listing=delete_listing)
+    out.print(f"Unlinked {done['vendor_product_id']} from {done['merchant_product_id']}"
+              + (" and deleted the listing." if delete_listing else "."))
+
+
+# -- sync ------------------------------------------------------------------------------
+
+
+def render_pass(result: Any) -> None:
+    if not result.actions and not result.errors:
+        out.print("Nothing to do: everything is in step." if not result.dry_run else "Dry run: nothing to do.")
+        return
+    table = Table("stream", "vendor", "action", "status", title="Dry run: the plan" if result.dry_run else None)
+    for a in result.actions:
+        style = {"done": "green", "failed": "red", "reported": "yellow"}.get(a.status, "")
+        table.add_row(a.stream, a.vendor or a.store, a.summary, f"[{style}]{a.status}[/]" if style else a.status)
+    out.print(table)
+    for e in result.errors:
+        err.print(f"[red]error:[/] {e}")
+
+
+@app.command()
+def sync(
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the plan and send no write.")] = False,
+    only: Annotated[str | None, typer.Option("--only", help="Comma-separated streams: catalog, inventory, orders, "
+                                             "tracking.")] = None,
+    vendor: Annotated[str | None, typer.Option("--vendor", help="Only this vendor.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the pass as JSON.")] = False,
+) -> None:
+    """Run one reconciliation pass (suited to cron and systemd timers)."""
+    from vsc import engine
+
+    c = open_context()
+    streams = [s.strip() for s in only.split(",") if s.strip()] if only else None
+    try:
+        result = engine.sync(c, streams=streams, vendor=vendor, dry_run=dry_run)
+    finally:
+        c.close()
+    if as_json:
+        emit_json(result.as_json())
+    else:
+        render_pass(result)
+    if not result.ok:
+        raise typer.Exit(ExitStatus.ACTIONS_FAILED)
+
+
+# -- demo and sandbox --------------------------------------------------------------------
+
+
+@app.command()
+def demo(
+    keep: Annotated[bool, typer.Option(help="Keep the temporary database and print its path.")] = False,
+) -> None:
+    """The whole story on sandbox stores and a temporary database: connect, publish, edit, sync."""
+    from vsc.demo import run_demo
+
+    run_demo(out, keep=keep)
+
+
+@app.command()
+def sandbox(
+    port: Annotated[int, typer.Option(help="First port to listen on (0: any free ports).")] = 0,
+    products: Annotated[int, typer.Option(help="Sample products on each vendor store.")] = 3,
+) -> None:
+    """Run sandbox stores in the foreground, printing their URLs and tokens (Ctrl-C stops them)."""
+    from vsc.demo import run_sandbox
+
+    run_sandbox(out, port=port, products=products)
+
+
+# -- entry point -------------------------------------------------------------------------
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run the command line; the one place errors become messages and exit codes.
+
+    The parser handles its own usage errors (exit 2) in standalone mode; every
+    `VscError` from the library comes out here and is turned into its sentence,
+    its hint and its exit status.
+    """
+    try:
+        app(args=argv, prog_name="vsc")
+    except VscError as exc:
+        err.print(f"[red]error:[/] {redactor.redact(exc.message)}", highlight=False)
+        if exc.hint:
+            err.print(f"  {redactor.redact(exc.hint)}", highlight=False)
+        sys.exit(int(exc.exit_status))
+    except KeyboardInterrupt:
+        err.print("Interrupted.")
+        sys.exit(130)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,107 @@
+"""Connecting stores: verify the credentials with one call, then save — or save nothing."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from vsc import secrets
+from vsc.connectors.base import Connector, StoreInfo
+from vsc.connectors.http import validate_store_url
+from vsc.errors import ApiError, AuthError, UsageError, VscError
+from vsc.state import State, StoreRow
+
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+
+
+@dataclass(frozen=True)
+class SecretInput:
+    """One secret field as given on the command line: a value, or an environment variable's name."""
+
+    field: str
+    value: str | None
+    env: str | None
+    env_flag: str
+
+    def resolve(self, store: str) -> str:
+        if self.value:
+            return self.value
+        import os
+
+        if not self.env:
+            raise UsageError(f"no {self.field} given", hint=f"Pass {self.env_flag} VAR (or the value itself).")
+        value = os.environ.get(self.env)
+        if not value:
+            raise UsageError(
+                f"{store}: the environment variable {self.env} is not set",
+                hint=f"Export {self.env} before connecting (vsc reads it again at every sync).",
+            )
+        return value
+
+
+def check_name(name: str) -> str:
+    if not NAME_RE.match(name):
+        raise UsageError(
+            f"{name!r} is not a usable store name",
+            hint="Use letters, digits, '-', '_' or '.', starting with a letter or digit (at most 64).",
+        )
+    return name
+
+
+def connect(
+    state: State,
+    *,
+    platform: str,
+    name: str,
+    role: str,
+    url: str,
+    inputs: list[SecretInput],
+    build: Callable[[dict[str, str]], Connector],
+) -> StoreInfo:
+    """Verify a store's credentials, then save it. On any failure nothing is saved."""
+    check_name(name)
+    url = validate_store_url(url, what="store address")
+    if role == "merchant" and platform != "shopify":
+        raise UsageError("the merchant store must be a Shopify store")
+    if any(s.name == name for s in state.stores()):
+        raise UsageError(f"a store named {name!r} already exists", hint="Pick another name.")
+    if role == "merchant" and state.merchant() is not None:
+        raise UsageError(
+            f"{state.merchant().name!r} is already the merchant store; vsc serves exactly one merchant",  # type: ignore[union-attr]
+            hint="Connect this store with --role vendor.",
+        )
+    keep_in_keyring = [s for s in inputs if s.value]
+    if keep_in_keyring and not secrets.keyring_available():
+        flags = " and ".join(s.env_flag for s in keep_in_keyring)
+        raise UsageError(
+            "no system keyring is available here to keep the secret, and vsc never stores secrets in plain text",
+            hint=f"Put the secret in an environment variable and pass its name with {flags} VAR.",
+        )
+    values = {s.field: s.resolve(name) for s in inputs}
+    for v in values.values():
+        secrets.redactor.register(v)
+    connector = build(values)
+    try:
+        info = connector.check()
+    except AuthError as exc:
+        raise AuthError(
+            f"{name}: the store refused the credentials; nothing was saved. The store said: {exc}",
+            hint=exc.hint,
+        ) from None
+    except ApiError as exc:
+        raise UsageError(f"{name}: could not verify the store; nothing was saved. {exc}", hint=exc.hint) from None
+    finally:
+        connector.session.close()
+    refs: dict[str, Any] = {}
+    try:
+        for s in inputs:
+            refs[s.field] = secrets.save(name, s.field, s.value, env_flag=s.env_flag) if s.value else {"env": s.env}
+        state.add_store(
+            StoreRow(name=name, platform=platform, role=role, url=url, secret_ref=refs, currency=info.currency)
+        )
+    except VscError:
+        secrets.forget(refs)
+        raise
+    return info

@@ -1,0 +1,602 @@
+"""The state database: one SQLite file, and the only module that speaks SQL.
+
+Tables (DESIGN.md): `stores`, `product_links`, `variant_links`, `cursors`,
+`journal` (every planned and applied write, with its result: the audit log
+behind `vsc log`) and `passes`. Secrets are never stored here: a store row
+holds only *where* its secret lives (a keyring entry or an environment
+variable's name).
+
+Schema changes are numbered migrations (sqlite-utils `Migrations`) applied
+when the file is opened. A database written by a newer vsc (one with
+migrations this vsc does not know) is refused rather than guessed at.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import sqlite_utils
+from sqlite_utils.migrations import Migrations
+
+from vsc.errors import StateError, StateMissing, UsageError
+
+migrations = Migrations("vsc")
+
+
+@migrations(name="0001_initial")
+def _m0001(db: sqlite_utils.Database) -> None:
+    db["stores"].create(
+        {
+            "name": str,
+            "platform": str,
+            "role": str,
+            "url": str,
+            "secret_ref": str,
+            "currency": str,
+            "created_at": str,
+            "checked_at": str,
+            "check_status": str,
+        },
+        pk="name",
+    )
+    db["product_links"].create(
+        {
+            "id": int,
+            "vendor": str,
+            "vendor_product_id": str,
+            "merchant_product_id": str,
+            "mode": str,
+            "state": str,
+            "fingerprint": str,
+            "note": str,
+            "created_at": str,
+            "updated_at": str,
+        },
+        pk="id",
+        foreign_keys=[("vendor", "stores", "name")],
+    )
+    db["product_links"].create_index(["vendor", "vendor_product_id"], unique=True)
+    db["product_links"].create_index(["merchant_product_id"])
+    db["variant_links"].create(
+        {
+            "id": int,
+            "product_link_id": int,
+            "vendor": str,
+            "vendor_product_id": str,
+            "vendor_variant_id": str,
+            "merchant_product_id": str,
+            "merchant_variant_id": str,
+            "merchant_inventory_item_id": str,
+            "sku": str,
+            "barcode": str,
+            "state": str,
+            "fingerprint": str,
+            "merchant_available": int,
+            "created_at": str,
+            "updated_at": str,
+        },
+        pk="id",
+        foreign_keys=[("product_link_id", "product_links", "id")],
+    )
+    db["variant_links"].create_index(["vendor", "vendor_variant_id"], unique=True)
+    db["variant_links"].create_index(["merchant_variant_id"], unique=True)
+    db["variant_links"].create_index(["product_link_id"])
+    db["cursors"].create({"store": str, "stream": str, "value": str, "updated_at": str}, pk=("store", "stream"))
+    db["passes"].create(
+        {
+            "id": int,
+            "started_at": str,
+            "finished_at": str,
+            "status": str,
+            "dry_run": int,
+            "counts": str,
+            "errors": str,
+        },
+        pk="id",
+    )
+    db["journal"].create(
+        {
+            "id": int,
+            "pass_id": int,
+            "at": str,
+            "store": str,
+            "stream": str,
+            "kind": str,
+            "key": str,
+            "target": str,
+            "status": str,
+            "detail": str,
+            "error": str,
+        },
+        pk="id",
+    )
+    db["journal"].create_index(["key"])
+    db["journal"].create_index(["store", "at"])
+
+
+def now_utc() -> datetime:
+    return datetime.now(UTC)
+
+
+def iso(dt: datetime | None) -> str | None:
+    if dt is None:
+        return None
+    return dt.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+def parse_iso(text: str | None) -> datetime | None:
+    if not text:
+        return None
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def _dumps(value: Any) -> str | None:
+    if value is None:
+        return None
+    return json.dumps(value, sort_keys=True, default=str)
+
+
+def _loads(text: str | None) -> Any:
+    return json.loads(text) if text else None
+
+
+@dataclass(frozen=True)
+class StoreRow:
+    name: str
+    platform: str
+    role: str
+    url: str
+    secret_ref: dict[str, Any]
+    currency: str | None = None
+    checked_at: str | None = None
+    check_status: str | None = None
+
+    @property
+    def is_merchant(self) -> bool:
+        return self.role == "merchant"
+
+
+@dataclass(frozen=True)
+class ProductLink:
+    id: int
+    vendor: str
+    vendor_product_id: str
+    merchant_product_id: str
+    mode: str  # published | linked
+    state: str  # active | vendor_deleted
+    fingerprint: dict[str, Any]
+    note: str | None = None
+
+
+@dataclass(frozen=True)
+class VariantLink:
+    id: int
+    product_link_id: int
+    vendor: str
+    vendor_product_id: str
+    vendor_variant_id: str
+    merchant_product_id: str
+    merchant_variant_id: str
+    merchant_inventory_item_id: str | None
+    sku: str | None
+    barcode: str | None
+    state: str  # active | vendor_deleted
+    fingerprint: dict[str, Any]
+    merchant_available: int | None = None
+
+
+@dataclass(frozen=True)
+class JournalEntry:
+    id: int
+    pass_id: int | None
+    at: str
+    store: str
+    stream: str
+    kind: str
+    key: str
+    target: str | None
+    status: str
+    detail: dict[str, Any] | None
+    error: str | None
+
+
+class State:
+    """The state of one vsc installation. Open with `State.open(path)` (or `State.create`)."""
+
+    def __init__(self, db: sqlite_utils.Database, path: Path) -> None:
+        self.db = db
+        self.path = path
+
+    # -- opening -------------------------------------------------------------
+    @classmethod
+    def create(cls, path: str | os.PathLike[str]) -> State:
+        """Create the database (mode 0600) if missing and bring it up to date."""
+        p = Path(path).expanduser()
+        p.parent.mkdir(parents=True, exist_ok=True)
+        if not p.exists():
+            # Create the file ourselves so it is never readable by others, not even briefly.
+            fd = os.open(p, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            os.close(fd)
+        return cls._open(p)
+
+    @classmethod
+    def open(cls, path: str | os.PathLike[str]) -> State:
+        """Open an existing database; `StateMissing` names `vsc init` when there is none."""
+        p = Path(path).expanduser()
+        if not p.exists():
+            raise StateMissing(
+                f"no vsc database at {p}",
+                hint="Create one with `vsc init` (or point to yours with --db PATH or VSC_DB).",
+            )
+        return cls._open(p)
+
+    @classmethod
+    def _open(cls, p: Path) -> State:
+        try:
+            conn = sqlite3.connect(str(p), timeout=10, isolation_level=None, check_same_thread=False)
+            conn.execute("PRAGMA foreign_keys = ON")
+            db = sqlite_utils.Database(conn)
+            known = {m.name for m in migrations._migrations}
+            applied = {m.name for m in migrations.applied(db)}
+            newer = sorted(applied - known)
+            if newer:
+                raise StateError(
+                    f"{p} was written by a newer vsc (it has migration {newer[-1]})",
+                    hint="Upgrade vsc (pip install -U vsc) before using this database.",
+                )
+            migrations.apply(db)
+        except sqlite3.DatabaseError as exc:
+            raise StateError(
+                f"{p} is not a readable vsc database ({exc})",
+                hint="Restore it from a backup, or move it aside and run `vsc init`.",
+            ) from None
+        try:
+            os.chmod(p, 0o600)
+        except OSError:
+            pass
+        return cls(db, p)
+
+    def close(self) -> None:
+        self.db.close()
+
+    @contextmanager
+    def atomic(self) -> Iterator[State]:
+        """One transaction: state changes and their journal entries commit together."""
+        with self.db.atomic():
+            yield self
+
+    # -- stores --------------------------------------------------------------
+    def add_store(self, row: StoreRow) -> None:
+        if self.db["stores"].count_where("name = ?", [row.name]):
+            raise UsageError(
+                f"a store named {row.name!r} already exists",
+                hint="Pick another name, or remove it first with `vsc stores remove NAME`.",
+            )
+        if row.role == "merchant" and self.merchant() is not None:
+            raise UsageError(
+                f"{self.merchant().name!r} is already the merchant store; vsc serves exactly one merchant",  # type: ignore[union-attr]
+                hint="Connect this store with --role vendor, or remove the merchant first.",
+            )
+        self.db["stores"].insert(
+            {
+                "name": row.name,
+                "platform": row.platform,
+                "role": row.role,
+                "url": row.url,
+                "secret_ref": _dumps(row.secret_ref),
+                "currency": row.currency,
+                "created_at": iso(now_utc()),
+                "checked_at": iso(now_utc()),
+                "check_status": "ok",
+            }
+        )
+
+    def remove_store(self, name: str) -> None:
+        with self.atomic():
+            for link in self.product_links(vendor=name):
+                self.remove_product_link(link.id)
+            self.db["cursors"].delete_where("store = ?", [name])
+            self.db["stores"].delete_where("name = ?", [name])
+
+    @staticmethod
+    def _store(r: dict[str, Any]) -> StoreRow:
+        return StoreRow(
+            name=r["name"],
+            platform=r["platform"],
+            role=r["role"],
+            url=r["url"],
+            secret_ref=_loads(r["secret_ref"]) or {},
+            currency=r["currency"],
+            checked_at=r["checked_at"],
+            check_status=r["check_status"],
+        )
+
+    def stores(self) -> list[StoreRow]:
+        rows = self.db["stores"].rows_where(order_by="role != 'merchant', name")
+        return [self._store(r) for r in rows]
+
+    def store(self, name: str) -> StoreRow:
+        rows = list(self.db["stores"].rows_where("name = ?", [name]))
+        if not rows:
+            known = ", ".join(s.name for s in self.stores()) or "none yet"
+            raise UsageError(f"no store named {name!r} (stores: {known})", hint="See `vsc stores`.")
+        return self._store(rows[0])
+
+    def merchant(self) -> StoreRow | None:
+        rows = list(self.db["stores"].rows_where("role = 'merchant'"))
+        return self._store(rows[0]) if rows else None
+
+    def vendors(self) -> list[StoreRow]:
+        return [s for s in self.stores() if s.role == "vendor"]
+
+    def record_check(self, name: str, status: str, currency: str | None = None) -> None:
+        values: dict[str, Any] = {"checked_at": iso(now_utc()), "check_status": status}
+        if currency:
+            values["currency"] = currency
+        self.db["stores"].update(name, values)
+
+    # -- links ---------------------------------------------------------------
+    @staticmethod
+    def _plink(r: dict[str, Any]) -> ProductLink:
+        return ProductLink(
+            id=r["id"],
+            vendor=r["vendor"],
+            vendor_product_id=r["vendor_product_id"],
+            merchant_product_id=r["merchant_product_id"],
+            mode=r["mode"],
+            state=r["state"],
+            fingerprint=_loads(r["fingerprint"]) or {},
+            note=r["note"],
+        )
+
+    @staticmethod
+    def _vlink(r: dict[str, Any]) -> VariantLink:
+        return VariantLink(
+            id=r["id"],
+            product_link_id=r["product_link_id"],
+            vendor=r["vendor"],
+            vendor_product_id=r["vendor_product_id"],
+            vendor_variant_id=r["vendor_variant_id"],
+            merchant_product_id=r["merchant_product_id"],
+            merchant_variant_id=r["merchant_variant_id"],
+            merchant_inventory_item_id=r["merchant_inventory_item_id"],
+            sku=r["sku"],
+            barcode=r["barcode"],
+            state=r["state"],
+            fingerprint=_loads(r["fingerprint"]) or {},
+            merchant_available=r["merchant_available"],
+        )
+
+    def add_product_link(
+        self,
+        vendor: str,
+        vendor_product_id: str,
+        merchant_product_id: str,
+        *,
+        mode: str,
+        fingerprint: dict[str, Any] | None = None,
+    ) -> ProductLink:
+        stamp = iso(now_utc())
+        pk = self.db["product_links"].insert(
+            {
+                "vendor": vendor,
+                "vendor_product_id": vendor_product_id,
+                "merchant_product_id": merchant_product_id,
+                "mode": mode,
+                "state": "active",
+                "fingerprint": _dumps(fingerprint or {}),
+                "created_at": stamp,
+                "updated_at": stamp,
+            }
+        ).last_pk
+        return self.product_link_by_id(int(pk))  # type: ignore[arg-type]
+
+    def product_link_by_id(self, link_id: int) -> ProductLink:
+        return self._plink(self.db["product_links"].get(link_id))
+
+    def product_link(self, vendor: str, vendor_product_id: str) -> ProductLink | None:
+        rows = list(
+            self.db["product_links"].rows_where(
+                "vendor = ? AND vendor_product_id = ?", [vendor, vendor_product_id]
+            )
+        )
+        return self._plink(rows[0]) if rows else None
+
+    def product_links(self, vendor: str | None = None) -> list[ProductLink]:
+        if vendor is None:
+            rows = self.db["product_links"].rows_where(order_by="vendor, id")
+        else:
+            rows = self.db["product_links"].rows_where("vendor = ?", [vendor], order_by="id")
+        return [self._plink(r) for r in rows]
+
+    def update_product_link(self, link_id: int, **values: Any) -> None:
+        if "fingerprint" in values:
+            values["fingerprint"] = _dumps(values["fingerprint"])
+        values["updated_at"] = iso(now_utc())
+        self.db["product_links"].update(link_id, values)
+
+    def remove_product_link(self, link_id: int) -> None:
+        with self.atomic():
+            self.db["variant_links"].delete_where("product_link_id = ?", [link_id])
+            self.db["product_links"].delete(link_id)
+
+    def add_variant_link(
+        self,
+        link: ProductLink,
+        *,
+        vendor_variant_id: str,
+        merchant_variant_id: str,
+        merchant_inventory_item_id: str | None,
+        sku: str | None,
+        barcode: str | None,
+        fingerprint: dict[str, Any] | None = None,
+        merchant_available: int | None = None,
+    ) -> VariantLink:
+        stamp = iso(now_utc())
+        pk = self.db["variant_links"].insert(
+            {
+                "product_link_id": link.id,
+                "vendor": link.vendor,
+                "vendor_product_id": link.vendor_product_id,
+                "vendor_variant_id": vendor_variant_id,
+                "merchant_product_id": link.merchant_product_id,
+                "merchant_variant_id": merchant_variant_id,
+                "merchant_inventory_item_id": merchant_inventory_item_id,
+                "sku": sku,
+                "barcode": barcode,
+                "state": "active",
+                "fingerprint": _dumps(fingerprint or {}),
+                "merchant_available": merchant_available,
+                "created_at": stamp,
+                "updated_at": stamp,
+            }
+        ).last_pk
+        return self._vlink(self.db["variant_links"].get(pk))
+
+    def variant_links(self, *, product_link_id: int | None = None, vendor: str | None = None) -> list[VariantLink]:
+        where, args = [], []
+        if product_link_id is not None:
+            where.append("product_link_id = ?")
+            args.append(product_link_id)
+        if vendor is not None:
+            where.append("vendor = ?")
+            args.append(vendor)
+        rows = self.db["variant_links"].rows_where(" AND ".join(where) or None, args, order_by="id")
+        return [self._vlink(r) for r in rows]
+
+    def variant_link_by_merchant_variant(self, merchant_variant_id: str) -> VariantLink | None:
+        rows = list(self.db["variant_links"].rows_where("merchant_variant_id = ?", [merchant_variant_id]))
+        return self._vlink(rows[0]) if rows else None
+
+    def variant_link_by_vendor_variant(self, vendor: str, vendor_variant_id: str) -> VariantLink | None:
+        rows = list(
+            self.db["variant_links"].rows_where(
+                "vendor = ? AND vendor_variant_id = ?", [vendor, vendor_variant_id]
+            )
+        )
+        return self._vlink(rows[0]) if rows else None
+
+    def update_variant_link(self, link_id: int, **values: Any) -> None:
+        if "fingerprint" in values:
+            values["fingerprint"] = _dumps(values["fingerprint"])
+        values["updated_at"] = iso(now_utc())
+        self.db["variant_links"].update(link_id, values)
+
+    def remove_variant_link(self, link_id: int) -> None:
+        self.db["variant_links"].delete(link_id)
+
+    # -- cursors -------------------------------------------------------------
+    def cursor(self, store: str, stream: str) -> datetime | None:
+        rows = list(self.db["cursors"].rows_where("store = ? AND stream = ?", [store, stream]))
+        return parse_iso(rows[0]["value"]) if rows else None
+
+    def set_cursor(self, store: str, stream: str, value: datetime) -> None:
+        self.db["cursors"].upsert(
+            {"store": store, "stream": stream, "value": iso(value), "updated_at": iso(now_utc())},
+            pk=("store", "stream"),
+        )
+
+    def cursors(self) -> list[dict[str, Any]]:
+        return list(self.db["cursors"].rows_where(order_by="store, stream"))
+
+    # -- passes and journal --------------------------------------------------
+    def begin_pass(self, *, dry_run: bool) -> int:
+        return int(
+            self.db["passes"].insert(
+                {"started_at": iso(now_utc()), "status": "running", "dry_run": int(dry_run)}
+            ).last_pk  # type: ignore[arg-type]
+        )
+
+    def finish_pass(self, pass_id: int, *, status: str, counts: dict[str, int], errors: list[str]) -> None:
+        self.db["passes"].update(
+            pass_id,
+            {"finished_at": iso(now_utc()), "status": status, "counts": _dumps(counts), "errors": _dumps(errors)},
+        )
+
+    def last_passes(self, limit: int = 10) -> list[dict[str, Any]]:
+        return list(self.db["passes"].rows_where(order_by="id desc", limit=limit))
+
+    def journal_begin(
+        self,
+        *,
+        pass_id: int | None,
+        store: str,
+        stream: str,
+        kind: str,
+        key: str,
+        target: str | None,
+        detail: dict[str, Any] | None = None,
+    ) -> int:
+        """Record a write as pending before it is sent."""
+        return int(
+            self.db["journal"].insert(
+                {
+                    "pass_id": pass_id,
+                    "at": iso(now_utc()),
+                    "store": store,
+                    "stream": stream,
+                    "kind": kind,
+                    "key": key,
+                    "target": target,
+                    "status": "pending",
+                    "detail": _dumps(detail),
+                }
+            ).last_pk  # type: ignore[arg-type]
+        )
+
+    def journal_finish(
+        self, entry_id: int, *, status: str, detail: dict[str, Any] | None = None, error: str | None = None
+    ) -> None:
+        values: dict[str, Any] = {"status": status, "error": error}
+        if detail is not None:
+            values["detail"] = _dumps(detail)
+        self.db["journal"].update(entry_id, values)
+
+    @staticmethod
+    def _entry(r: dict[str, Any]) -> JournalEntry:
+        return JournalEntry(
+            id=r["id"],
+            pass_id=r["pass_id"],
+            at=r["at"],
+            store=r["store"],
+            stream=r["stream"],
+            kind=r["kind"],
+            key=r["key"],
+            target=r["target"],
+            status=r["status"],
+            detail=_loads(r["detail"]),
+            error=r["error"],
+        )
+
+    def journal(
+        self,
+        *,
+        store: str | None = None,
+        key_like: str | None = None,
+        since: datetime | None = None,
+        status: str | None = None,
+        limit: int | None = None,
+    ) -> list[JournalEntry]:
+        where, args = [], []
+        if store:
+            where.append("store = ?")
+            args.append(store)
+        if key_like:
+            where.append("(key LIKE ? OR target LIKE ? OR detail LIKE ?)")
+            args += [f"%{key_like}%"] * 3
+        if since:
+            where.append("at >= ?")
+            args.append(iso(since))
+        if status:
+            where.append("status = ?")
+            args.append(status)
+        rows = self.db["journal"].rows_where(" AND ".join(where) or None, args, order_by="id", limit=limit)
+        return [self._entry(r) for r in rows]

@@ -266,6 +266,8 @@ class OrderDraft:
     paid: bool = True
     channel_name: str = "vsc marketplace"
     merchant_order_name: str | None = None
+    #: when the merchant order was placed; fixed, so a retried push sends the same body
+    created_at: datetime | None = None
 
 
 class Connector:

@@ -185,7 +185,9 @@ class SandboxStore:
         server.store = self
         self._server = server
         self.port = server.server_address[1]
-        self._thread = threading.Thread(target=server.serve_forever, name=f"sandbox-{self.platform}", daemon=True)
+        self._thread = threading.Thread(
+            target=server.serve_forever, kwargs={"poll_interval": 0.05}, name=f"sandbox-{self.platform}", daemon=True
+        )
         self._thread.start()
         return self
 

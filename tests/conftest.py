@@ -41,11 +41,17 @@ def memory_keyring():
 
 @pytest.fixture(autouse=True)
 def isolated(tmp_path, monkeypatch):
-    """Every test gets its own database path and no settings from the user's environment."""
+    """Every test gets its own database path, no settings from the user's environment, and no
+    keyring (a developer's real keyring is never touched; `memory_keyring` gives one)."""
+    from keyring.backends import fail
+
+    before = keyring.get_keyring()
+    keyring.set_keyring(fail.Keyring())
     monkeypatch.setenv("VSC_DB", str(tmp_path / "vsc.db"))
     monkeypatch.delenv("VSC_CONFIG", raising=False)
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
-    return tmp_path
+    yield tmp_path
+    keyring.set_keyring(before)
 
 
 class CliResult:

@@ -35,19 +35,33 @@ def product(**kw) -> Product:
 
 
 def links_for(p: Product, *, media=("m1",)) -> tuple[ProductLink, list[VariantLink]]:
-    link = ProductLink(1, "acme", p.id, "gid://shopify/Product/9", "published", "active",
-                       product_fingerprint(p, list(media)))
+    link = ProductLink(
+        1, "acme", p.id, "gid://shopify/Product/9", "published", "active", product_fingerprint(p, list(media))
+    )
     vlinks = [
-        VariantLink(10 + i, 1, "acme", p.id, v.id, "gid://shopify/Product/9", f"gid://shopify/ProductVariant/{i}",
-                    f"gid://shopify/InventoryItem/{i}", v.sku, v.barcode, "active", variant_values(v))
+        VariantLink(
+            10 + i,
+            1,
+            "acme",
+            p.id,
+            v.id,
+            "gid://shopify/Product/9",
+            f"gid://shopify/ProductVariant/{i}",
+            f"gid://shopify/InventoryItem/{i}",
+            v.sku,
+            v.barcode,
+            "active",
+            variant_values(v),
+        )
         for i, v in enumerate(p.variants)
     ]
     return link, vlinks
 
 
 def plan(link, vlinks, p, *, deleted=False, vs=None, on_delete="draft"):
-    return plan_product(link, vlinks, p, deleted=deleted, vs=vs or VendorSettings(), on_vendor_delete=on_delete,
-                        merchant="mall")
+    return plan_product(
+        link, vlinks, p, deleted=deleted, vs=vs or VendorSettings(), on_vendor_delete=on_delete, merchant="mall"
+    )
 
 
 def kinds(actions):

@@ -38,15 +38,29 @@ def test_every_command_has_help(cli, path):
 
 def test_contract_commands_exist():
     paths = {" ".join(p) for p in all_commands()}
-    for needed in ["init", "connect shopify", "connect woocommerce", "connect squarespace", "stores",
-                   "stores check", "products", "map add", "map auto", "map list", "map remove", "sync", "demo",
-                   "sandbox"]:
+    for needed in [
+        "init",
+        "connect shopify",
+        "connect woocommerce",
+        "connect squarespace",
+        "stores",
+        "stores check",
+        "products",
+        "map add",
+        "map auto",
+        "map list",
+        "map remove",
+        "sync",
+        "demo",
+        "sandbox",
+    ]:
         assert needed in paths
 
 
 def test_python_dash_m_runs():
-    done = subprocess.run([sys.executable, "-m", "vsc", "--version"], capture_output=True, text=True,
-                          env={**os.environ}, timeout=60)
+    done = subprocess.run(
+        [sys.executable, "-m", "vsc", "--version"], capture_output=True, text=True, env={**os.environ}, timeout=60
+    )
     assert done.returncode == 0 and "vsc" in done.stdout
 
 
@@ -80,8 +94,9 @@ def test_malformed_settings_list_every_problem(cli, isolated):
 
 def test_plain_http_to_a_non_loopback_host_is_refused(cli):
     assert cli("init").code == 0
-    result = cli("connect", "shopify", "mall", "--role", "merchant", "--shop", "http://shop.example.com",
-                 "--token-env", "X")
+    result = cli(
+        "connect", "shopify", "mall", "--role", "merchant", "--shop", "http://shop.example.com", "--token-env", "X"
+    )
     assert result.code == 2 and "plain http://" in result.err
     assert cli("stores", "--json").json() == []
 

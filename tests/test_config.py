@@ -75,8 +75,11 @@ def test_missing_file_gives_defaults_unless_required(tmp_path):
 
 def test_vendor_overrides_apply_over_globals():
     s = config.validate(
-        {"stock_buffer": 1, "price_rule": {"percent": 10}, "vendors": {"acme": {"stock_buffer": 3,
-                                                                              "vendor_name": "ACME"}}}
+        {
+            "stock_buffer": 1,
+            "price_rule": {"percent": 10},
+            "vendors": {"acme": {"stock_buffer": 3, "vendor_name": "ACME"}},
+        }
     )
     acme = s.vendor("acme")
     assert acme.stock_buffer == 3 and acme.vendor_name == "ACME" and acme.price_rule.percent == Decimal(10)

@@ -15,9 +15,7 @@ def test_created_with_mode_0600_and_all_tables(tmp_path):
     path = tmp_path / "sub" / "vsc.db"
     state = State.create(path)
     assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
-    assert {"stores", "product_links", "variant_links", "cursors", "journal", "passes"} <= set(
-        state.db.table_names()
-    )
+    assert {"stores", "product_links", "variant_links", "cursors", "journal", "passes"} <= set(state.db.table_names())
     state.close()
 
 
@@ -60,8 +58,15 @@ def test_links_cursors_and_journal_round_trip(tmp_path):
     state = State.create(tmp_path / "vsc.db")
     state.add_store(StoreRow("acme", "shopify", "vendor", "https://acme.myshopify.com", {}))
     link = state.add_product_link("acme", "p1", "m1", mode="published", fingerprint={"title": "T"})
-    v = state.add_variant_link(link, vendor_variant_id="v1", merchant_variant_id="mv1",
-                               merchant_inventory_item_id="ii1", sku="S", barcode=None, fingerprint={"price": "1"})
+    v = state.add_variant_link(
+        link,
+        vendor_variant_id="v1",
+        merchant_variant_id="mv1",
+        merchant_inventory_item_id="ii1",
+        sku="S",
+        barcode=None,
+        fingerprint={"price": "1"},
+    )
     assert state.product_link("acme", "p1").fingerprint == {"title": "T"}
     assert state.variant_link_by_merchant_variant("mv1") == v
     stamp = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)

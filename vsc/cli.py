@@ -13,7 +13,7 @@ import json
 import logging
 import os
 import sys
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -39,8 +39,9 @@ app = typer.Typer(
 )
 connect_app = typer.Typer(help="Connect a store: verify its credentials, then save it.", no_args_is_help=True)
 stores_app = typer.Typer(help="List the connected stores (see also `stores check`).", invoke_without_command=True)
-map_app = typer.Typer(help="Publish vendor products to the merchant store, or link them to existing listings.",
-                      no_args_is_help=True)
+map_app = typer.Typer(
+    help="Publish vendor products to the merchant store, or link them to existing listings.", no_args_is_help=True
+)
 app.add_typer(connect_app, name="connect")
 app.add_typer(stores_app, name="stores")
 app.add_typer(map_app, name="map")
@@ -49,12 +50,12 @@ out = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
 
 
-class Role(str, Enum):
+class Role(StrEnum):
     merchant = "merchant"
     vendor = "vendor"
 
 
-class MatchKey(str, Enum):
+class MatchKey(StrEnum):
     sku = "sku"
     barcode = "barcode"
 
@@ -111,14 +112,26 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def root(
-    db: Annotated[Path | None, typer.Option("--db", help="State database (default: vsc.db in the user data "
-                                             "dir; env VSC_DB).", envvar="VSC_DB")] = None,
-    config_path: Annotated[Path | None, typer.Option("--config", help="Settings file (default: vsc.yaml beside "
-                                                      "the database; env VSC_CONFIG).", envvar="VSC_CONFIG")] = None,
+    db: Annotated[
+        Path | None,
+        typer.Option(
+            "--db", help="State database (default: vsc.db in the user data dir; env VSC_DB).", envvar="VSC_DB"
+        ),
+    ] = None,
+    config_path: Annotated[
+        Path | None,
+        typer.Option(
+            "--config",
+            help="Settings file (default: vsc.yaml beside the database; env VSC_CONFIG).",
+            envvar="VSC_CONFIG",
+        ),
+    ] = None,
     verbose: Annotated[int, typer.Option("--verbose", "-v", count=True, help="Log what vsc does on stderr.")] = 0,
     debug: Annotated[bool, typer.Option("--debug", help="Log every request on stderr (secrets redacted).")] = False,
-    version: Annotated[bool, typer.Option("--version", help="Print the version and exit.", is_eager=True,
-                                          callback=lambda v: _version(v))] = False,
+    version: Annotated[
+        bool,
+        typer.Option("--version", help="Print the version and exit.", is_eager=True, callback=lambda v: _version(v)),
+    ] = False,
 ) -> None:
     OPTS.db = (db or default_db()).expanduser()
     OPTS.config_path = config_path.expanduser() if config_path else None
@@ -228,7 +241,11 @@ def connect_woocommerce(
         secret = _prompt_secret("Consumer secret", "--secret", "--secret-env")
     inputs = [SecretInput("key", key, key_env, "--key-env"), SecretInput("secret", secret, secret_env, "--secret-env")]
     _connect(
-        "woocommerce", name, "vendor", url, inputs,
+        "woocommerce",
+        name,
+        "vendor",
+        url,
+        inputs,
         lambda v: WooCommerceConnector.open(name, url, v["key"], v["secret"]),
     )
 
@@ -257,7 +274,11 @@ def connect_squarespace(
         api_key = _prompt_secret("API key", "--api-key", "--api-key-env")
     inputs = [SecretInput("api_key", api_key, api_key_env, "--api-key-env")]
     _connect(
-        "squarespace", name, "vendor", api_url, inputs,
+        "squarespace",
+        name,
+        "vendor",
+        api_url,
+        inputs,
         lambda v: SquarespaceConnector.open(name, v["api_key"], api_url),
     )
 
@@ -275,8 +296,15 @@ def stores(
         return
     state = State.open(OPTS.db)
     rows = [
-        {"name": s.name, "platform": s.platform, "role": s.role, "url": s.url, "status": s.check_status or "unknown",
-         "checked_at": s.checked_at, "currency": s.currency}
+        {
+            "name": s.name,
+            "platform": s.platform,
+            "role": s.role,
+            "url": s.url,
+            "status": s.check_status or "unknown",
+            "checked_at": s.checked_at,
+            "currency": s.currency,
+        }
         for s in state.stores()
     ]
     if as_json:
@@ -362,8 +390,15 @@ def products(
                 "linked": p.id in linked_p,
                 "options": list(p.options),
                 "variants": [
-                    {"id": v.id, "sku": v.sku, "barcode": v.barcode, "price": str(v.price) if v.price is not None
-                     else None, "available": v.available, "options": dict(v.options), "linked": v.id in linked_v}
+                    {
+                        "id": v.id,
+                        "sku": v.sku,
+                        "barcode": v.barcode,
+                        "price": str(v.price) if v.price is not None else None,
+                        "available": v.available,
+                        "options": dict(v.options),
+                        "linked": v.id in linked_v,
+                    }
                     for v in p.variants
                 ],
             }
@@ -382,8 +417,10 @@ def _print_map_result(result: Any, as_json: bool, verb: str) -> None:
         emit_json({"ok": result.ok, "linked": result.linked, "skipped": result.skipped, "problems": result.problems})
     else:
         for item in result.linked:
-            out.print(f"{verb} {item['title']!r} ({item['vendor_product_id']}) → {item['merchant_product_id']}, "
-                      f"{item['variants']} variant(s)")
+            out.print(
+                f"{verb} {item['title']!r} ({item['vendor_product_id']}) → {item['merchant_product_id']}, "
+                f"{item['variants']} variant(s)"
+            )
         for s in result.skipped:
             err.print(f"skipped: {s}")
         for p in result.problems:
@@ -396,8 +433,9 @@ def _print_map_result(result: Any, as_json: bool, verb: str) -> None:
 def map_add(
     vendor: Annotated[str, typer.Argument(help="The vendor store.")],
     product_ids: Annotated[list[str], typer.Argument(help="Vendor product ids, as the vendor's platform prints them.")],
-    to: Annotated[str | None, typer.Option("--to", help="Link to this existing merchant product instead of "
-                                           "publishing.")] = None,
+    to: Annotated[
+        str | None, typer.Option("--to", help="Link to this existing merchant product instead of publishing.")
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Publish vendor products to the merchant store (or link one to an existing listing with --to)."""
@@ -429,8 +467,10 @@ def map_auto(
         emit_json({"ok": result.ok, "linked": result.linked, "problems": result.problems})
         return
     for item in result.linked:
-        out.print(f"linked {item['title']!r} ({item['vendor_product_id']}) → {item['merchant_product_id']}, "
-                  f"{item['variants']} variant(s)")
+        out.print(
+            f"linked {item['title']!r} ({item['vendor_product_id']}) → {item['merchant_product_id']}, "
+            f"{item['variants']} variant(s)"
+        )
     for p in result.problems:
         err.print(f"not linked: {p}")
     if not result.linked:
@@ -458,8 +498,12 @@ def map_list(
                 "note": link.note,
                 "title": link.fingerprint.get("title"),
                 "variants": [
-                    {"vendor_variant_id": v.vendor_variant_id, "merchant_variant_id": v.merchant_variant_id,
-                     "sku": v.sku, "state": v.state}
+                    {
+                        "vendor_variant_id": v.vendor_variant_id,
+                        "merchant_variant_id": v.merchant_variant_id,
+                        "sku": v.sku,
+                        "state": v.state,
+                    }
                     for v in state.variant_links(product_link_id=link.id)
                 ],
             }
@@ -472,8 +516,14 @@ def map_list(
         return
     table = Table("vendor", "vendor product", "merchant product", "title", "variants", "state")
     for r in rows:
-        table.add_row(r["vendor"], r["vendor_product_id"], r["merchant_product_id"], r["title"] or "",
-                      str(len(r["variants"])), r["state"] + (f": {r['note']}" if r["note"] else ""))
+        table.add_row(
+            r["vendor"],
+            r["vendor_product_id"],
+            r["merchant_product_id"],
+            r["title"] or "",
+            str(len(r["variants"])),
+            r["state"] + (f": {r['note']}" if r["note"] else ""),
+        )
     out.print(table)
 
 
@@ -488,8 +538,10 @@ def map_remove(
 
     c = open_context()
     done = mapping.unlink(c, vendor, product_id, delete_listing=delete_listing)
-    out.print(f"Unlinked {done['vendor_product_id']} from {done['merchant_product_id']}"
-              + (" and deleted the listing." if delete_listing else "."))
+    out.print(
+        f"Unlinked {done['vendor_product_id']} from {done['merchant_product_id']}"
+        + (" and deleted the listing." if delete_listing else ".")
+    )
 
 
 # -- sync ------------------------------------------------------------------------------
@@ -511,8 +563,9 @@ def render_pass(result: Any) -> None:
 @app.command()
 def sync(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the plan and send no write.")] = False,
-    only: Annotated[str | None, typer.Option("--only", help="Comma-separated streams: catalog, inventory, orders, "
-                                             "tracking.")] = None,
+    only: Annotated[
+        str | None, typer.Option("--only", help="Comma-separated streams: catalog, inventory, orders, tracking.")
+    ] = None,
     vendor: Annotated[str | None, typer.Option("--vendor", help="Only this vendor.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the pass as JSON.")] = False,
 ) -> None:

@@ -361,9 +361,7 @@ def validate(data: Any, *, source: str = "settings") -> Settings:
             if "price_rule" in vdata:
                 v["price_rule"] = _price_rule(c, f"{where}.price_rule", vdata["price_rule"])
             if "publish_status" in vdata:
-                v["publish_status"] = c.choice(
-                    f"{where}.publish_status", vdata["publish_status"], PUBLISH_STATUSES
-                )
+                v["publish_status"] = c.choice(f"{where}.publish_status", vdata["publish_status"], PUBLISH_STATUSES)
             if "location" in vdata:
                 v["location"] = c.string(f"{where}.location", vdata["location"])
             if "vendor_name" in vdata:

@@ -385,18 +385,22 @@ class State:
         fingerprint: dict[str, Any] | None = None,
     ) -> ProductLink:
         stamp = iso(now_utc())
-        pk = self.db["product_links"].insert(
-            {
-                "vendor": vendor,
-                "vendor_product_id": vendor_product_id,
-                "merchant_product_id": merchant_product_id,
-                "mode": mode,
-                "state": "active",
-                "fingerprint": _dumps(fingerprint or {}),
-                "created_at": stamp,
-                "updated_at": stamp,
-            }
-        ).last_pk
+        pk = (
+            self.db["product_links"]
+            .insert(
+                {
+                    "vendor": vendor,
+                    "vendor_product_id": vendor_product_id,
+                    "merchant_product_id": merchant_product_id,
+                    "mode": mode,
+                    "state": "active",
+                    "fingerprint": _dumps(fingerprint or {}),
+                    "created_at": stamp,
+                    "updated_at": stamp,
+                }
+            )
+            .last_pk
+        )
         return self.product_link_by_id(int(pk))  # type: ignore[arg-type]
 
     def product_link_by_id(self, link_id: int) -> ProductLink:
@@ -404,9 +408,7 @@ class State:
 
     def product_link(self, vendor: str, vendor_product_id: str) -> ProductLink | None:
         rows = list(
-            self.db["product_links"].rows_where(
-                "vendor = ? AND vendor_product_id = ?", [vendor, vendor_product_id]
-            )
+            self.db["product_links"].rows_where("vendor = ? AND vendor_product_id = ?", [vendor, vendor_product_id])
         )
         return self._plink(rows[0]) if rows else None
 
@@ -441,24 +443,28 @@ class State:
         merchant_available: int | None = None,
     ) -> VariantLink:
         stamp = iso(now_utc())
-        pk = self.db["variant_links"].insert(
-            {
-                "product_link_id": link.id,
-                "vendor": link.vendor,
-                "vendor_product_id": link.vendor_product_id,
-                "vendor_variant_id": vendor_variant_id,
-                "merchant_product_id": link.merchant_product_id,
-                "merchant_variant_id": merchant_variant_id,
-                "merchant_inventory_item_id": merchant_inventory_item_id,
-                "sku": sku,
-                "barcode": barcode,
-                "state": "active",
-                "fingerprint": _dumps(fingerprint or {}),
-                "merchant_available": merchant_available,
-                "created_at": stamp,
-                "updated_at": stamp,
-            }
-        ).last_pk
+        pk = (
+            self.db["variant_links"]
+            .insert(
+                {
+                    "product_link_id": link.id,
+                    "vendor": link.vendor,
+                    "vendor_product_id": link.vendor_product_id,
+                    "vendor_variant_id": vendor_variant_id,
+                    "merchant_product_id": link.merchant_product_id,
+                    "merchant_variant_id": merchant_variant_id,
+                    "merchant_inventory_item_id": merchant_inventory_item_id,
+                    "sku": sku,
+                    "barcode": barcode,
+                    "state": "active",
+                    "fingerprint": _dumps(fingerprint or {}),
+                    "merchant_available": merchant_available,
+                    "created_at": stamp,
+                    "updated_at": stamp,
+                }
+            )
+            .last_pk
+        )
         return self._vlink(self.db["variant_links"].get(pk))
 
     def variant_links(self, *, product_link_id: int | None = None, vendor: str | None = None) -> list[VariantLink]:
@@ -478,9 +484,7 @@ class State:
 
     def variant_link_by_vendor_variant(self, vendor: str, vendor_variant_id: str) -> VariantLink | None:
         rows = list(
-            self.db["variant_links"].rows_where(
-                "vendor = ? AND vendor_variant_id = ?", [vendor, vendor_variant_id]
-            )
+            self.db["variant_links"].rows_where("vendor = ? AND vendor_variant_id = ?", [vendor, vendor_variant_id])
         )
         return self._vlink(rows[0]) if rows else None
 
@@ -510,9 +514,9 @@ class State:
     # -- passes and journal --------------------------------------------------
     def begin_pass(self, *, dry_run: bool) -> int:
         return int(
-            self.db["passes"].insert(
-                {"started_at": iso(now_utc()), "status": "running", "dry_run": int(dry_run)}
-            ).last_pk  # type: ignore[arg-type]
+            self.db["passes"]
+            .insert({"started_at": iso(now_utc()), "status": "running", "dry_run": int(dry_run)})
+            .last_pk  # type: ignore[arg-type]
         )
 
     def finish_pass(self, pass_id: int, *, status: str, counts: dict[str, int], errors: list[str]) -> None:
@@ -537,7 +541,8 @@ class State:
     ) -> int:
         """Record a write as pending before it is sent."""
         return int(
-            self.db["journal"].insert(
+            self.db["journal"]
+            .insert(
                 {
                     "pass_id": pass_id,
                     "at": iso(now_utc()),
@@ -549,7 +554,8 @@ class State:
                     "status": "pending",
                     "detail": _dumps(detail),
                 }
-            ).last_pk  # type: ignore[arg-type]
+            )
+            .last_pk  # type: ignore[arg-type]
         )
 
     def journal_finish(

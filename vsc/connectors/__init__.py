@@ -1,4 +1,5 @@
 """Connectors: one per platform, all speaking the records of `vsc.connectors.base`."""
+
 from __future__ import annotations
 
 from typing import Any

@@ -239,8 +239,7 @@ class StoreSession:
                     attempt += 1
                     continue
                 raise RetriableError(
-                    f"{self.store}: the store answered HTTP {response.status_code} to {method} "
-                    f"{urlsplit(url).path}",
+                    f"{self.store}: the store answered HTTP {response.status_code} to {method} {urlsplit(url).path}",
                     store=self.store,
                     platform=self.platform,
                     status=response.status_code,

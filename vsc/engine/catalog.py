@@ -20,7 +20,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from vsc.config import PriceRule, Settings, VendorSettings
+from vsc.config import Settings, VendorSettings
 from vsc.connectors.base import Image, Product, Variant, VariantDraft, VariantUpdate
 from vsc.engine.actions import Action
 from vsc.state import ProductLink, VariantLink
@@ -179,7 +179,7 @@ def plan_product(
                 kind="vendor_deleted",
                 target=target,
                 detail={"policy": policy, "vendor_product_id": link.vendor_product_id},
-                summary=f"{link.vendor} {link.vendor_product_id}: {summary}",
+                summary=f"{link.fingerprint.get('title', '')!r} ({link.vendor_product_id}): {summary}",
                 write=policy != "keep",
                 **base,
             )
@@ -205,7 +205,7 @@ def plan_product(
                 kind="update_listing",
                 target=target,
                 detail={"fields": fields, "fingerprint": {k: now[k] for k in changed}},
-                summary=f"{link.vendor}: {', '.join(changed)} of {_label(product)} changed",
+                summary=f"{', '.join(changed)} of {_label(product)} changed",
                 **base,
             )
         )
@@ -228,8 +228,7 @@ def plan_product(
                         "images": now_pairs,
                         "kept": {src: mid for src, mid in kept.items() if src in wanted_srcs},
                     },
-                    summary=f"{link.vendor}: images of {_label(product)} changed "
-                    f"({len(add)} to add, {len(remove)} to remove)",
+                    summary=f"images of {_label(product)} changed ({len(add)} to add, {len(remove)} to remove)",
                     **base,
                 )
             )
@@ -249,7 +248,7 @@ def plan_product(
                 kind="update_variants",
                 target=target,
                 detail={"updates": updates},
-                summary=f"{link.vendor}: {len(updates)} variant(s) of {_label(product)} changed",
+                summary=f"{len(updates)} variant(s) of {_label(product)} changed",
                 **base,
             )
         )
@@ -266,7 +265,7 @@ def plan_product(
                     kind="add_variants",
                     target=target,
                     detail={"variants": drafts},
-                    summary=f"{link.vendor}: add {len(added)} new variant(s) of {_label(product)}: {names}",
+                    summary=f"add {len(added)} new variant(s) of {_label(product)}: {names}",
                     **base,
                 )
             )
@@ -276,7 +275,7 @@ def plan_product(
                     kind="diverged",
                     target=target,
                     detail={"added_vendor_variants": [v.id for v in added]},
-                    summary=f"{link.vendor}: {_label(product)} has {len(added)} new variant(s) ({names}) "
+                    summary=f"{_label(product)} has {len(added)} new variant(s) ({names}) "
                     "not added because auto_variants is off",
                     write=False,
                     **base,
@@ -293,8 +292,7 @@ def plan_product(
                         "merchant_variant_ids": [v.merchant_variant_id for v in gone],
                         "variant_link_ids": [v.id for v in gone],
                     },
-                    summary=f"{link.vendor}: remove {len(gone)} variant(s) the vendor deleted from "
-                    f"{_label(product)}: {names}",
+                    summary=f"remove {len(gone)} variant(s) the vendor deleted from {_label(product)}: {names}",
                     **base,
                 )
             )
@@ -303,9 +301,11 @@ def plan_product(
                 Action(
                     kind="diverged",
                     target=target,
-                    detail={"removed_vendor_variants": [v.vendor_variant_id for v in gone],
-                            "variant_link_ids": [v.id for v in gone]},
-                    summary=f"{link.vendor}: vendor deleted {len(gone)} variant(s) of {_label(product)} "
+                    detail={
+                        "removed_vendor_variants": [v.vendor_variant_id for v in gone],
+                        "variant_link_ids": [v.id for v in gone],
+                    },
+                    summary=f"vendor deleted {len(gone)} variant(s) of {_label(product)} "
                     f"({names}); kept on the merchant because auto_variants is off",
                     write=False,
                     **base,
@@ -341,9 +341,9 @@ def apply_action(ctx: Any, action: Action) -> None:
     elif action.kind == "images":
         if d["remove_media_ids"]:
             merchant.remove_images(action.target, d["remove_media_ids"])
-        new_ids = merchant.add_images(action.target, [Image(a["src"], a.get("alt")) for a in d["add"]]) if d[
-            "add"
-        ] else []
+        new_ids = (
+            merchant.add_images(action.target, [Image(a["src"], a.get("alt")) for a in d["add"]]) if d["add"] else []
+        )
         added = dict(zip([a["src"] for a in d["add"]], new_ids, strict=False))
         entries = [[src, alt, d["kept"].get(src) or added.get(src)] for src, alt in d["images"]]
         action.result = {"media_ids": new_ids}
@@ -364,8 +364,12 @@ def apply_action(ctx: Any, action: Action) -> None:
         merchant.update_variants(action.target, updates)
         with state.atomic():
             for u in d["updates"]:
-                state.update_variant_link(u["variant_link_id"], fingerprint=u["fingerprint"], sku=u["fingerprint"].get(
-                    "sku") or None, barcode=u["fingerprint"].get("barcode") or None)
+                state.update_variant_link(
+                    u["variant_link_id"],
+                    fingerprint=u["fingerprint"],
+                    sku=u["fingerprint"].get("sku") or None,
+                    barcode=u["fingerprint"].get("barcode") or None,
+                )
     elif action.kind == "add_variants":
         drafts = [draft_from_json(v) for v in d["variants"]]
         location = ctx.merchant_location(link.vendor)
@@ -418,8 +422,9 @@ def _vendor_prices(data: dict[str, Any]) -> dict[str, Any]:
     return {"price": data.get("vendor_price"), "compare_at_price": data.get("vendor_compare_at_price")}
 
 
-def read_vendor(ctx: Any, vendor: str, links: Sequence[ProductLink], *, since: datetime | None,
-                now: datetime) -> tuple[dict[str, Product], set[str], bool]:
+def read_vendor(
+    ctx: Any, vendor: str, links: Sequence[ProductLink], *, since: datetime | None, now: datetime
+) -> tuple[dict[str, Product], set[str], bool]:
     """What changed on the vendor: (changed linked products, deleted linked ids, swept?)."""
     connector = ctx.connector(vendor)
     linked = {link.vendor_product_id for link in links}
@@ -443,9 +448,15 @@ def read_vendor(ctx: Any, vendor: str, links: Sequence[ProductLink], *, since: d
     return changed, deleted, swept
 
 
-def plan_vendor(settings: Settings, vendor: str, merchant: str, links: Sequence[ProductLink],
-                vlinks_by_link: dict[int, list[VariantLink]], changed: dict[str, Product],
-                deleted: set[str]) -> list[Action]:
+def plan_vendor(
+    settings: Settings,
+    vendor: str,
+    merchant: str,
+    links: Sequence[ProductLink],
+    vlinks_by_link: dict[int, list[VariantLink]],
+    changed: dict[str, Product],
+    deleted: set[str],
+) -> list[Action]:
     """Plan every linked product of one vendor. Pure."""
     vs = settings.vendor(vendor)
     vs = VendorSettings(**{**vs.__dict__, "auto_variants": settings.auto_variants})

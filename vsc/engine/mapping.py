@@ -71,8 +71,17 @@ def _variant_fingerprint(variant: Variant) -> dict[str, Any]:
     return variant_values(variant)
 
 
-def _record_links(ctx: Context, vendor: str, product: Product, merchant_product: Product, pairs: Sequence[
-        tuple[Variant, Variant]], *, mode: str, fingerprint: dict[str, Any], available: dict[str, int | None]) -> Any:
+def _record_links(
+    ctx: Context,
+    vendor: str,
+    product: Product,
+    merchant_product: Product,
+    pairs: Sequence[tuple[Variant, Variant]],
+    *,
+    mode: str,
+    fingerprint: dict[str, Any],
+    available: dict[str, int | None],
+) -> Any:
     state = ctx.state
     link = state.add_product_link(vendor, product.id, merchant_product.id, mode=mode, fingerprint=fingerprint)
     for vv, mv in pairs:
@@ -207,8 +216,9 @@ def _key(variant: Variant, by: str) -> str:
     return (value or "").strip()
 
 
-def match_variants(vendor_variants: Sequence[Variant], merchant_variants: Sequence[Variant], by: str,
-                   what: str = "") -> Matching:
+def match_variants(
+    vendor_variants: Sequence[Variant], merchant_variants: Sequence[Variant], by: str, what: str = ""
+) -> Matching:
     """Pair variants whose `by` key (sku or barcode) is equal and unique on both sides."""
     out = Matching()
     v_index: dict[str, list[Variant]] = defaultdict(list)
@@ -228,9 +238,7 @@ def match_variants(vendor_variants: Sequence[Variant], merchant_variants: Sequen
         if len(vs) > 1:
             out.problems.append(f"{by} {key!r} is used by {len(vs)} vendor variants ({', '.join(v.id for v in vs)})")
         elif len(ms) > 1:
-            out.problems.append(
-                f"{by} {key!r} is used by {len(ms)} merchant variants ({', '.join(m.id for m in ms)})"
-            )
+            out.problems.append(f"{by} {key!r} is used by {len(ms)} merchant variants ({', '.join(m.id for m in ms)})")
         elif not ms:
             out.problems.append(f"no merchant variant has {by} {key!r} (vendor variant {vs[0].id})")
         else:
@@ -326,8 +334,13 @@ def auto_link(ctx: Context, vendor: str, by: str = "sku", *, apply: bool = True)
     v_product = {v.id: p for p in vendor_products for v in p.variants}
     m_product = {v.id: p for p in merchant_products for v in p.variants}
     matching = match_variants(
-        [v for p in vendor_products if not ctx.state.product_link(vendor, p.id) for v in p.variants
-         if v.id not in linked_vendor],
+        [
+            v
+            for p in vendor_products
+            if not ctx.state.product_link(vendor, p.id)
+            for v in p.variants
+            if v.id not in linked_vendor
+        ],
         [v for p in merchant_products for v in p.variants if v.id not in linked_merchant],
         by,
     )
@@ -347,12 +360,18 @@ def auto_link(ctx: Context, vendor: str, by: str = "sku", *, apply: bool = True)
             )
             continue
         if not apply:
-            result.linked.append({"vendor_product_id": vpid, "merchant_product_id": mpid, "title": vp.title,
-                                  "variants": len(pairs), "applied": False})
+            result.linked.append(
+                {
+                    "vendor_product_id": vpid,
+                    "merchant_product_id": mpid,
+                    "title": vp.title,
+                    "variants": len(pairs),
+                    "applied": False,
+                }
+            )
             continue
         with ctx.state.atomic():
-            _record_links(ctx, vendor, vp, mp, pairs, mode="linked", fingerprint=product_fingerprint(vp),
-                          available={})
+            _record_links(ctx, vendor, vp, mp, pairs, mode="linked", fingerprint=product_fingerprint(vp), available={})
         result.linked.append(
             {"vendor_product_id": vpid, "merchant_product_id": mpid, "title": vp.title, "variants": len(pairs)}
         )
@@ -372,8 +391,12 @@ def unlink(ctx: Context, vendor: str, product_id: str, *, delete_listing: bool =
     if delete_listing:
         merchant = ctx.merchant_row().name
         entry = ctx.state.journal_begin(
-            pass_id=None, store=merchant, stream="catalog", kind="delete_listing",
-            key=f"delete:{vendor}:{link.vendor_product_id}", target=link.merchant_product_id,
+            pass_id=None,
+            store=merchant,
+            stream="catalog",
+            kind="delete_listing",
+            key=f"delete:{vendor}:{link.vendor_product_id}",
+            target=link.merchant_product_id,
         )
         try:
             ctx.merchant().delete_listing(link.merchant_product_id)
@@ -382,5 +405,8 @@ def unlink(ctx: Context, vendor: str, product_id: str, *, delete_listing: bool =
             raise
         ctx.state.journal_finish(entry, status="done")
     ctx.state.remove_product_link(link.id)
-    return {"vendor_product_id": link.vendor_product_id, "merchant_product_id": link.merchant_product_id,
-            "listing_deleted": delete_listing}
+    return {
+        "vendor_product_id": link.vendor_product_id,
+        "merchant_product_id": link.merchant_product_id,
+        "listing_deleted": delete_listing,
+    }

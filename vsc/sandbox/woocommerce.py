@@ -401,6 +401,11 @@ class WooCommerceSandbox(SandboxStore):
             for vid in product["variations"]:
                 self._variations.pop(vid, None)
 
+    def delete_variation(self, product_id: int, variation_id: int) -> None:
+        """Delete one variation of a variable product, as the vendor would in wp-admin."""
+        with self.lock:
+            self._delete_variation_rec(self._products[int(product_id)], int(variation_id))
+
     def set_stock(self, item_id: int, quantity: int | None) -> None:
         """Set a product's or variation's stock; None stops managing it."""
         with self.lock:

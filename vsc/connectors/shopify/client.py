@@ -103,9 +103,7 @@ class ShopifyClient:
         self._costs: dict[str, float] = {}
 
     def _fail(self, message: str, **kw: Any) -> ApiError:
-        return ApiError(
-            f"{self.session.store}: {message}", store=self.session.store, platform="shopify", **kw
-        )
+        return ApiError(f"{self.session.store}: {message}", store=self.session.store, platform="shopify", **kw)
 
     def execute(
         self,
@@ -158,8 +156,7 @@ class ShopifyClient:
                 payload = response.json()
             except ValueError:
                 raise PayloadError(
-                    f"{self.session.store}: Shopify answered with something that is not JSON: "
-                    f"{_short(response.text)}",
+                    f"{self.session.store}: Shopify answered with something that is not JSON: {_short(response.text)}",
                     store=self.session.store,
                     platform="shopify",
                 ) from None
@@ -212,14 +209,10 @@ class ShopifyClient:
             raise PayloadError(f"{self.session.store}: {operation} returned nothing", store=self.session.store)
         errors = result.get(key) or []
         if errors:
-            text = "; ".join(
-                f"{'.'.join(e.get('field') or []) or operation}: {e.get('message')}" for e in errors
-            )
+            text = "; ".join(f"{'.'.join(e.get('field') or []) or operation}: {e.get('message')}" for e in errors)
             raise UserErrors(
                 f"{self.session.store}: {operation} refused: {text}",
-                errors=[
-                    {"field": e.get("field"), "message": e.get("message"), "code": e.get("code")} for e in errors
-                ],
+                errors=[{"field": e.get("field"), "message": e.get("message"), "code": e.get("code")} for e in errors],
                 store=self.session.store,
                 platform="shopify",
             )

@@ -100,8 +100,9 @@ def _images(media: dict[str, Any] | None) -> list[Image]:
     return out
 
 
-def parse_product(node: dict[str, Any], variants: Sequence[dict[str, Any]] | None = None,
-                  media: Sequence[Image] | None = None) -> Product:
+def parse_product(
+    node: dict[str, Any], variants: Sequence[dict[str, Any]] | None = None, media: Sequence[Image] | None = None
+) -> Product:
     """A Product node (with its variants and media) → `Product`."""
     if not isinstance(node, dict) or not node.get("id"):
         raise PayloadError(f"Shopify sent a product without an id: {node!r}")
@@ -377,9 +378,9 @@ class ShopifyConnector(Connector):
     def add_images(self, product_id: str, images: Sequence[Image]) -> list[str]:
         before = self._media_ids(product_id)
         media = [{"originalSource": i.src, "alt": i.alt or "", "mediaContentType": "IMAGE"} for i in images]
-        result = self.client.execute(
-            "product_update", {"product": {"id": product_id}, "media": media}, mutation=True
-        )["productUpdate"]
+        result = self.client.execute("product_update", {"product": {"id": product_id}, "media": media}, mutation=True)[
+            "productUpdate"
+        ]
         self.client.check_user_errors(result, "productUpdate")
         after = [m["id"] for m in ((result.get("product") or {}).get("media") or {}).get("nodes") or [] if m]
         return [m for m in after if m not in before]

@@ -48,7 +48,9 @@ def test_sandbox_runs_until_sigterm_and_serves_real_stores(tmp_path, cli, monkey
         assert match, text
         monkeypatch.setenv("MALL_TOKEN", match.group(1))
         assert cli("init").code == 0
-        r = cli("connect", "shopify", "mall", "--role", "merchant", "--shop", match.group(2), "--token-env", "MALL_TOKEN")
+        r = cli(
+            "connect", "shopify", "mall", "--role", "merchant", "--shop", match.group(2), "--token-env", "MALL_TOKEN"
+        )
         assert r.code == 0, r
     finally:
         proc.send_signal(signal.SIGTERM)

@@ -187,3 +187,25 @@ def test_link_by_sku_then_deletion_drafts_the_listing(cli, market, isolated):
     assert [a["kind"] for a in r.json()["actions"]] == ["vendor_deleted"]
     assert merchant.product(own["id"])["status"] == "DRAFT"
     assert cli("map", "list", "--json").json()[0]["state"] == "vendor_deleted"
+
+
+@pytest.mark.parametrize("platform", ["woocommerce", "squarespace"])
+def test_wrong_credentials_at_connect_save_nothing_and_show_the_platforms_answer(cli, platform, monkeypatch):
+    store = (WooCommerceSandbox() if platform == "woocommerce" else SquarespaceSandbox()).start()
+    try:
+        assert cli("init").code == 0
+        monkeypatch.setenv("WRONG", "wrong-secret")
+        if platform == "woocommerce":
+            monkeypatch.setenv("CK", store.consumer_key)
+            args = ["connect", "woocommerce", "acme", "--url", store.url, "--key-env", "CK", "--secret-env", "WRONG"]
+            answer = "Consumer secret is invalid"
+        else:
+            args = ["connect", "squarespace", "acme", "--api-key-env", "WRONG", "--api-url", store.url]
+            answer = "invalid or revoked"
+        r = cli(*args)
+        assert r.code == 2, r
+        assert "nothing was saved" in r.err and answer in r.err
+        assert "wrong-secret" not in r.err + r.out
+        assert cli("stores", "--json").json() == []
+    finally:
+        store.stop()

@@ -182,6 +182,12 @@ class ShopifyClient:
                         )
                     status = cost.get("throttleStatus") or {}
                     requested = float(cost.get("requestedQueryCost") or estimate)
+                    if requested > float(status.get("maximumAvailable") or requested):
+                        # It would never fit in this store's bucket: ask the caller for smaller pages.
+                        raise CostTooHigh(
+                            f"{name} asks for {requested:.0f} points, more than the store's bucket holds",
+                            code="THROTTLED",
+                        )
                     available = float(status.get("currentlyAvailable") or 0)
                     rate = float(status.get("restoreRate") or self.limiter.restore_rate)
                     self.session.sleep(max(0.05, (requested - available) / rate))

@@ -215,10 +215,12 @@ class ShopifyConnector(Connector):
         return parse_product(node, variants, media)
 
     def _fit_page(self, requested: float | None) -> None:
-        # Aim each page at ~90 % of the 1,000-point cap, whatever the store's cost model.
+        # Aim each page at ~90 % of the 1,000-point cap (or half the bucket, on stores with a
+        # small one), whatever the store's cost model.
         if requested:
             per_item = requested / max(1, self._page)
-            self._page = max(1, min(50, int(900 // max(per_item, 1))))
+            target = min(900.0, self.limiter.maximum / 2)
+            self._page = max(1, min(50, int(target // max(per_item, 1))))
 
     def list_products(self, since: datetime | None = None) -> Iterator[Product]:
         query = None

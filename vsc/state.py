@@ -122,6 +122,88 @@ def _m0001(db: sqlite_utils.Database) -> None:
     db["journal"].create_index(["store", "at"])
 
 
+@migrations(name="0002_orders_stock_mail")
+def _m0002(db: sqlite_utils.Database) -> None:
+    # Orders pushed into vendor stores (one row per merchant order and vendor), the vendor's
+    # fulfillments copied back, stock moves made directly when order push is off, and the
+    # e-mail outbox (a failed e-mail is retried, never blocking the push).
+    db["order_links"].create(
+        {
+            "id": int,
+            "vendor": str,
+            "merchant_order_id": str,
+            "merchant_order_name": str,
+            "vendor_order_id": str,
+            "vendor_order_name": str,
+            "key": str,
+            "marker": str,
+            "state": str,
+            "lines": str,
+            "fingerprint": str,
+            "note": str,
+            "created_at": str,
+            "updated_at": str,
+        },
+        pk="id",
+        foreign_keys=[("vendor", "stores", "name")],
+    )
+    db["order_links"].create_index(["merchant_order_id", "vendor"], unique=True)
+    db["order_links"].create_index(["vendor", "state"])
+    db["fulfillment_links"].create(
+        {
+            "id": int,
+            "order_link_id": int,
+            "vendor": str,
+            "vendor_fulfillment_id": str,
+            "merchant_fulfillment_id": str,
+            "state": str,
+            "fingerprint": str,
+            "created_at": str,
+            "updated_at": str,
+        },
+        pk="id",
+        foreign_keys=[("order_link_id", "order_links", "id")],
+    )
+    db["fulfillment_links"].create_index(["order_link_id", "vendor_fulfillment_id"], unique=True)
+    db["stock_moves"].create(
+        {
+            "id": int,
+            "key": str,
+            "vendor": str,
+            "vendor_product_id": str,
+            "vendor_variant_id": str,
+            "delta": int,
+            "state": str,
+            "error": str,
+            "created_at": str,
+            "updated_at": str,
+        },
+        pk="id",
+    )
+    db["stock_moves"].create_index(["key"], unique=True)
+    db["outbox"].create(
+        {
+            "id": int,
+            "key": str,
+            "vendor": str,
+            "kind": str,
+            "recipient": str,
+            "subject": str,
+            "body": str,
+            "status": str,
+            "attempts": int,
+            "last_error": str,
+            "created_at": str,
+            "sent_at": str,
+        },
+        pk="id",
+    )
+    db["outbox"].create_index(["key"], unique=True)
+    db["outbox"].create_index(["status"])
+    db["variant_links"].add_column("vendor_available", int)
+    db["variant_links"].add_column("merchant_location_id", str)
+
+
 def now_utc() -> datetime:
     return datetime.now(UTC)
 
@@ -191,6 +273,59 @@ class VariantLink:
     state: str  # active | vendor_deleted
     fingerprint: dict[str, Any]
     merchant_available: int | None = None
+    vendor_available: int | None = None
+    merchant_location_id: str | None = None
+
+
+@dataclass(frozen=True)
+class OrderLink:
+    """A merchant order's push into one vendor's store.
+
+    state: pending (journaled, vendor call may or may not have happened) | pushed |
+    failed (will be retried) | skipped (nothing of this vendor's to push) |
+    cancel_requested (vendor asked to cancel; platform has no API) | cancelled |
+    vendor_cancelled (the vendor cancelled it on its side).
+    `lines`: [{merchant_line_id, merchant_variant_id, vendor_product_id, vendor_variant_id, sku,
+    quantity, unit_price}]; `fingerprint`: the order attributes last applied to the vendor order.
+    """
+
+    id: int
+    vendor: str
+    merchant_order_id: str
+    merchant_order_name: str | None
+    vendor_order_id: str | None
+    vendor_order_name: str | None
+    key: str
+    marker: str
+    state: str
+    lines: list[dict[str, Any]]
+    fingerprint: dict[str, Any]
+    note: str | None = None
+
+
+@dataclass(frozen=True)
+class FulfillmentLink:
+    id: int
+    order_link_id: int
+    vendor: str
+    vendor_fulfillment_id: str
+    merchant_fulfillment_id: str | None
+    state: str
+    fingerprint: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class OutboxMail:
+    id: int
+    key: str
+    vendor: str | None
+    kind: str
+    recipient: str
+    subject: str
+    body: str
+    status: str
+    attempts: int
+    last_error: str | None
 
 
 @dataclass(frozen=True)
@@ -373,6 +508,8 @@ class State:
             state=r["state"],
             fingerprint=_loads(r["fingerprint"]) or {},
             merchant_available=r["merchant_available"],
+            vendor_available=r.get("vendor_available"),
+            merchant_location_id=r.get("merchant_location_id"),
         )
 
     def add_product_link(
@@ -496,6 +633,232 @@ class State:
 
     def remove_variant_link(self, link_id: int) -> None:
         self.db["variant_links"].delete(link_id)
+
+    # -- order links ---------------------------------------------------------------
+    @staticmethod
+    def _olink(r: dict[str, Any]) -> OrderLink:
+        return OrderLink(
+            id=r["id"],
+            vendor=r["vendor"],
+            merchant_order_id=r["merchant_order_id"],
+            merchant_order_name=r["merchant_order_name"],
+            vendor_order_id=r["vendor_order_id"],
+            vendor_order_name=r["vendor_order_name"],
+            key=r["key"],
+            marker=r["marker"],
+            state=r["state"],
+            lines=_loads(r["lines"]) or [],
+            fingerprint=_loads(r["fingerprint"]) or {},
+            note=r["note"],
+        )
+
+    def add_order_link(
+        self,
+        *,
+        vendor: str,
+        merchant_order_id: str,
+        merchant_order_name: str | None,
+        key: str,
+        marker: str,
+        state: str,
+        lines: list[dict[str, Any]],
+        fingerprint: dict[str, Any] | None = None,
+        note: str | None = None,
+    ) -> OrderLink:
+        stamp = iso(now_utc())
+        pk = (
+            self.db["order_links"]
+            .insert(
+                {
+                    "vendor": vendor,
+                    "merchant_order_id": merchant_order_id,
+                    "merchant_order_name": merchant_order_name,
+                    "key": key,
+                    "marker": marker,
+                    "state": state,
+                    "lines": _dumps(lines),
+                    "fingerprint": _dumps(fingerprint or {}),
+                    "note": note,
+                    "created_at": stamp,
+                    "updated_at": stamp,
+                }
+            )
+            .last_pk
+        )
+        return self._olink(self.db["order_links"].get(pk))
+
+    def order_link(self, merchant_order_id: str, vendor: str) -> OrderLink | None:
+        rows = list(
+            self.db["order_links"].rows_where("merchant_order_id = ? AND vendor = ?", [merchant_order_id, vendor])
+        )
+        return self._olink(rows[0]) if rows else None
+
+    def order_link_by_id(self, link_id: int) -> OrderLink:
+        return self._olink(self.db["order_links"].get(link_id))
+
+    def order_links(
+        self, *, vendor: str | None = None, states: tuple[str, ...] | None = None, merchant_order_id: str | None = None
+    ) -> list[OrderLink]:
+        where, args = [], []
+        if vendor is not None:
+            where.append("vendor = ?")
+            args.append(vendor)
+        if states:
+            where.append(f"state IN ({', '.join('?' for _ in states)})")
+            args += list(states)
+        if merchant_order_id is not None:
+            where.append("merchant_order_id = ?")
+            args.append(merchant_order_id)
+        rows = self.db["order_links"].rows_where(" AND ".join(where) or None, args, order_by="id")
+        return [self._olink(r) for r in rows]
+
+    def update_order_link(self, link_id: int, **values: Any) -> None:
+        for key in ("lines", "fingerprint"):
+            if key in values:
+                values[key] = _dumps(values[key])
+        values["updated_at"] = iso(now_utc())
+        self.db["order_links"].update(link_id, values)
+
+    # -- fulfillment links ---------------------------------------------------------
+    @staticmethod
+    def _flink(r: dict[str, Any]) -> FulfillmentLink:
+        return FulfillmentLink(
+            id=r["id"],
+            order_link_id=r["order_link_id"],
+            vendor=r["vendor"],
+            vendor_fulfillment_id=r["vendor_fulfillment_id"],
+            merchant_fulfillment_id=r["merchant_fulfillment_id"],
+            state=r["state"],
+            fingerprint=_loads(r["fingerprint"]) or {},
+        )
+
+    def add_fulfillment_link(
+        self,
+        order_link: OrderLink,
+        *,
+        vendor_fulfillment_id: str,
+        merchant_fulfillment_id: str | None,
+        state: str,
+        fingerprint: dict[str, Any] | None = None,
+    ) -> FulfillmentLink:
+        stamp = iso(now_utc())
+        pk = (
+            self.db["fulfillment_links"]
+            .insert(
+                {
+                    "order_link_id": order_link.id,
+                    "vendor": order_link.vendor,
+                    "vendor_fulfillment_id": vendor_fulfillment_id,
+                    "merchant_fulfillment_id": merchant_fulfillment_id,
+                    "state": state,
+                    "fingerprint": _dumps(fingerprint or {}),
+                    "created_at": stamp,
+                    "updated_at": stamp,
+                }
+            )
+            .last_pk
+        )
+        return self._flink(self.db["fulfillment_links"].get(pk))
+
+    def fulfillment_links(self, order_link_id: int) -> list[FulfillmentLink]:
+        rows = self.db["fulfillment_links"].rows_where("order_link_id = ?", [order_link_id], order_by="id")
+        return [self._flink(r) for r in rows]
+
+    def update_fulfillment_link(self, link_id: int, **values: Any) -> None:
+        if "fingerprint" in values:
+            values["fingerprint"] = _dumps(values["fingerprint"])
+        values["updated_at"] = iso(now_utc())
+        self.db["fulfillment_links"].update(link_id, values)
+
+    # -- stock moves (order push off) ------------------------------------------------
+    def stock_move(self, key: str) -> dict[str, Any] | None:
+        rows = list(self.db["stock_moves"].rows_where("key = ?", [key]))
+        return rows[0] if rows else None
+
+    def add_stock_move(
+        self, *, key: str, vendor: str, vendor_product_id: str, vendor_variant_id: str, delta: int
+    ) -> dict[str, Any]:
+        stamp = iso(now_utc())
+        self.db["stock_moves"].insert(
+            {
+                "key": key,
+                "vendor": vendor,
+                "vendor_product_id": vendor_product_id,
+                "vendor_variant_id": vendor_variant_id,
+                "delta": delta,
+                "state": "pending",
+                "created_at": stamp,
+                "updated_at": stamp,
+            },
+            ignore=True,
+        )
+        return self.stock_move(key)  # type: ignore[return-value]
+
+    def stock_moves(
+        self, *, vendor: str | None = None, states: tuple[str, ...] = ("pending", "failed")
+    ) -> list[dict[str, Any]]:
+        where = [f"state IN ({', '.join('?' for _ in states)})"]
+        args: list[Any] = list(states)
+        if vendor:
+            where.append("vendor = ?")
+            args.append(vendor)
+        return list(self.db["stock_moves"].rows_where(" AND ".join(where), args, order_by="id"))
+
+    def update_stock_move(self, key: str, **values: Any) -> None:
+        values["updated_at"] = iso(now_utc())
+        self.db.execute(
+            f"UPDATE stock_moves SET {', '.join(f'{k} = ?' for k in values)} WHERE key = ?",
+            [*values.values(), key],
+        )
+
+    # -- outbox ------------------------------------------------------------------------
+    @staticmethod
+    def _mail(r: dict[str, Any]) -> OutboxMail:
+        return OutboxMail(
+            id=r["id"],
+            key=r["key"],
+            vendor=r["vendor"],
+            kind=r["kind"],
+            recipient=r["recipient"],
+            subject=r["subject"],
+            body=r["body"],
+            status=r["status"],
+            attempts=r["attempts"] or 0,
+            last_error=r["last_error"],
+        )
+
+    def queue_mail(
+        self, *, key: str, vendor: str | None, kind: str, recipient: str, subject: str, body: str
+    ) -> OutboxMail:
+        """Queue an e-mail once per key (queuing the same key again changes nothing)."""
+        self.db["outbox"].insert(
+            {
+                "key": key,
+                "vendor": vendor,
+                "kind": kind,
+                "recipient": recipient,
+                "subject": subject,
+                "body": body,
+                "status": "pending",
+                "attempts": 0,
+                "created_at": iso(now_utc()),
+            },
+            ignore=True,
+        )
+        return self._mail(next(iter(self.db["outbox"].rows_where("key = ?", [key]))))
+
+    def outbox(self, *, statuses: tuple[str, ...] = ("pending", "failed")) -> list[OutboxMail]:
+        rows = self.db["outbox"].rows_where(
+            f"status IN ({', '.join('?' for _ in statuses)})", list(statuses), order_by="id"
+        )
+        return [self._mail(r) for r in rows]
+
+    def mark_mail(self, mail_id: int, *, status: str, error: str | None = None) -> None:
+        row = self.db["outbox"].get(mail_id)
+        values: dict[str, Any] = {"status": status, "attempts": (row["attempts"] or 0) + 1, "last_error": error}
+        if status == "sent":
+            values["sent_at"] = iso(now_utc())
+        self.db["outbox"].update(mail_id, values)
 
     # -- cursors -------------------------------------------------------------
     def cursor(self, store: str, stream: str) -> datetime | None:

@@ -378,4 +378,20 @@ class Connector:
         raise self._unsupported("cancel orders")
 
     def list_fulfillments(self, order_id: str) -> list[Fulfillment]:
+        """What the store shipped for an order (vendor side of the tracking stream)."""
         raise self._unsupported("read fulfillments")
+
+    def create_fulfillment(
+        self,
+        order_id: str,
+        lines: Sequence[tuple[str, int]],
+        tracking: TrackingInfo | None,
+        *,
+        notify_customer: bool = False,
+    ) -> str:
+        """Fulfil these (line item id, quantity) of an order with tracking; returns the fulfillment id
+        (merchant side of the tracking stream)."""
+        raise self._unsupported("create fulfillments")
+
+    def update_tracking(self, fulfillment_id: str, tracking: TrackingInfo, *, notify_customer: bool = False) -> None:
+        raise self._unsupported("update tracking")

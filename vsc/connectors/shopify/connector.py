@@ -25,6 +25,9 @@ from vsc.connectors.base import (
 )
 from vsc.connectors.http import StoreSession, validate_store_url
 from vsc.connectors.shopify.client import CostLimiter, CostTooHigh, ShopifyClient
+from vsc.connectors.shopify.fulfillment import FulfillmentMixin
+from vsc.connectors.shopify.inventory import InventoryMixin
+from vsc.connectors.shopify.orders import OrdersMixin
 from vsc.errors import PayloadError, UsageError
 
 # Shopify caps every input list at 250 items (platforms/shopify.md §3).
@@ -136,7 +139,7 @@ def gid(kind: str, value: str) -> str:
     raise UsageError(f"{value!r} is not a Shopify {kind} id", hint=f"Use gid://shopify/{kind}/123 or 123.")
 
 
-class ShopifyConnector(Connector):
+class ShopifyConnector(OrdersMixin, FulfillmentMixin, InventoryMixin, Connector):
     """A Shopify store (merchant or vendor)."""
 
     platform = "shopify"

@@ -1,0 +1,1 @@
+"""Command groups of the `vsc` command line, registered on `vsc.cli.app` when imported."""

@@ -20,7 +20,15 @@ def test_demo_tells_the_whole_story_and_exits_0(tmp_path):
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     text = done.stdout
-    for step in ("1. Connect the stores", "2. Publish", "3. The vendors edit", "4. vsc sync", "5. vsc sync again"):
+    for step in (
+        "1. Connect the stores",
+        "2. Publish",
+        "3. The vendors edit",
+        "4. vsc sync",
+        "5. A customer buys",
+        "6. The vendors ship",
+        "7. vsc sync again",
+    ):
         assert step in text
     assert "published 'Black Stoneware Mug'" in text and "published 'Black Risograph Print'" in text
     assert "0 write request(s)" in text

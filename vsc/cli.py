@@ -13,6 +13,8 @@ import json
 import logging
 import os
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
@@ -93,15 +95,28 @@ def emit_json(data: Any) -> None:
     sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
 
 
+class RedactingFormatter(logging.Formatter):
+    """Blanks registered secrets out of the whole formatted record, traceback included (the
+    redactor filter sees only the message; exception text is formatted after it ran)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return redactor.redact(super().format(record))
+
+
 def setup_logging(verbose: int, debug: bool) -> None:
     level = logging.DEBUG if debug else logging.INFO if verbose else logging.WARNING
     handler = logging.StreamHandler(sys.stderr)
     handler.addFilter(redactor)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.setFormatter(RedactingFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     root = logging.getLogger("vsc")
     root.handlers[:] = [handler]
     root.setLevel(level)
     root.propagate = False
+    # The scheduler behind `vsc sync --every` says when it skips or misses a run.
+    scheduler = logging.getLogger("apscheduler")
+    scheduler.handlers[:] = [handler]
+    scheduler.setLevel(logging.DEBUG if debug else logging.WARNING)
+    scheduler.propagate = False
 
 
 def _version(value: bool) -> None:
@@ -374,13 +389,51 @@ def render_pass(result: Any) -> None:
     if not result.actions and not result.errors:
         out.print("Nothing to do: everything is in step." if not result.dry_run else "Dry run: nothing to do.")
         return
-    table = Table("stream", "vendor", "action", "status", title="Dry run: the plan" if result.dry_run else None)
-    for a in result.actions:
-        style = {"done": "green", "failed": "red", "reported": "yellow"}.get(a.status, "")
-        table.add_row(a.stream, a.vendor or a.store, a.summary, f"[{style}]{a.status}[/]" if style else a.status)
-    out.print(table)
+    if result.actions:
+        title = f"Dry run: the plan ({len(result.actions)} action(s), nothing sent)" if result.dry_run else None
+        table = Table("stream", "vendor", "kind", "store", "target", "what", "status", title=title)
+        for a in result.actions:
+            style = {"done": "green", "failed": "red", "reported": "yellow"}.get(a.status, "")
+            status = f"[{style}]{a.status}[/]" if style else a.status
+            table.add_row(a.stream, a.vendor or a.store, a.kind, a.store, a.target, a.summary, status)
+        out.print(table)
     for e in result.errors:
-        err.print(f"[red]error:[/] {e}")
+        err.print(f"[red]error:[/] {e}", highlight=False)
+    for n in getattr(result, "notices", []):
+        err.print(f"[yellow]note:[/] {n}", highlight=False)
+
+
+def _progress_steps(streams: list[str] | None, vendor: str | None) -> int:
+    from vsc import engine
+
+    wanted = engine.wanted_streams(streams)
+    if vendor:
+        return len(wanted)
+    state = State.open(OPTS.db)
+    try:
+        return len(wanted) * len(state.vendors())
+    finally:
+        state.close()
+
+
+@contextmanager
+def pass_progress(enabled: bool, total: int | None) -> Iterator[Any]:
+    """A progress bar on stderr while a pass runs, when stderr is a terminal (never in --json)."""
+    if not enabled or not err.is_terminal:
+        yield None
+        return
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn
+
+    columns = (SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn())
+    with Progress(*columns, console=err, transient=True) as bar:
+        task = bar.add_task("sync", total=total)
+        started: list[bool] = []
+
+        def step(vendor: str, stream: str) -> None:
+            bar.update(task, description=f"{vendor}: {stream}", advance=1 if started else 0)
+            started.append(True)
+
+        yield step
 
 
 @app.command()
@@ -391,14 +444,30 @@ def sync(
     ] = None,
     vendor: Annotated[str | None, typer.Option("--vendor", help="Only this vendor.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the pass as JSON.")] = False,
+    force: Annotated[
+        bool,
+        typer.Option("--force", help="Release the safety brakes on the vendors of this pass and apply its plan."),
+    ] = False,
+    every: Annotated[
+        str | None,
+        typer.Option(
+            "--every",
+            metavar="DURATION",
+            help="Run a pass now and then every DURATION (30s, 5m, 1h) until Ctrl-C or SIGTERM.",
+        ),
+    ] = None,
 ) -> None:
-    """Run one reconciliation pass (suited to cron and systemd timers)."""
+    """Run one reconciliation pass (suited to cron and systemd timers), or passes on a schedule."""
     from vsc import engine
 
-    c = open_context()
     streams = [s.strip() for s in only.split(",") if s.strip()] if only else None
+    if every is not None:
+        _sync_every(every, streams, vendor, as_json, dry_run=dry_run, force=force)
+        return
+    c = open_context()
     try:
-        result = engine.sync(c, streams=streams, vendor=vendor, dry_run=dry_run)
+        with pass_progress(not as_json, _progress_steps(streams, vendor)) as progress:
+            result = engine.sync(c, streams=streams, vendor=vendor, dry_run=dry_run, force=force, progress=progress)
     finally:
         c.close()
     if as_json:
@@ -407,6 +476,51 @@ def sync(
         render_pass(result)
     if not result.ok:
         raise typer.Exit(ExitStatus.ACTIONS_FAILED)
+
+
+def _sync_every(every: str, streams: list[str] | None, vendor: str | None, as_json: bool, **flags: bool) -> None:
+    """`vsc sync --every`: one pass per run on a schedule; each pass opens its own context, so
+    settings edits apply from the next pass on. With --json, one JSON document per pass per line."""
+    import threading
+
+    from vsc import engine
+    from vsc.engine.schedule import parse_duration, run_every, stop_on_signals, systemd_span
+
+    interval = parse_duration(every, what="--every duration")
+    if flags.get("force"):
+        raise UsageError("--force applies to one pass, not to a schedule", hint="Run `vsc sync --force` once first.")
+    if flags.get("dry_run"):
+        raise UsageError("--dry-run shows one plan; it does not run on a schedule", hint="Run `vsc sync --dry-run`.")
+    engine.wanted_streams(streams)
+    c = open_context()  # settings, database and vendor checked once up front: exit 2 now, not every run
+    try:
+        c.merchant_row()
+        if vendor:
+            c.vendor_row(vendor)
+    finally:
+        c.close()
+    stop = threading.Event()
+
+    def one_pass() -> None:
+        ctx = open_context()
+        try:
+            result = engine.sync(ctx, streams=streams, vendor=vendor, should_stop=stop.is_set)
+        finally:
+            ctx.close()
+        if as_json:
+            sys.stdout.write(json.dumps(result.as_json(), default=str) + "\n")
+            sys.stdout.flush()
+            return
+        done = sum(1 for a in result.actions if a.status == "done")
+        failed = sum(1 for a in result.actions if a.status == "failed")
+        out.print(f"pass {result.pass_id}: {done} done, {failed} failed, {len(result.errors)} error(s)")
+        for e in result.errors:
+            err.print(f"[red]error:[/] {e}", highlight=False)
+
+    err.print(f"Running a pass every {systemd_span(interval)}; Ctrl-C or SIGTERM stops after the pass in flight.")
+    with stop_on_signals(stop):
+        run_every(interval, one_pass, stop=stop)
+    err.print("Stopped.")
 
 
 # -- demo and sandbox --------------------------------------------------------------------
@@ -435,6 +549,7 @@ def sandbox(
 
 # The command groups live in their own modules; importing them registers their commands.
 from vsc.commands import mapping as _mapping_commands  # noqa: E402,F401
+from vsc.commands import operating as _operating_commands  # noqa: E402,F401
 
 # -- entry point -------------------------------------------------------------------------
 
@@ -456,6 +571,12 @@ def main(argv: list[str] | None = None) -> None:
     except KeyboardInterrupt:
         err.print("Interrupted.")
         sys.exit(130)
+    except Exception:  # a bug: say so, with a traceback that cannot leak a secret
+        import traceback
+
+        err.print("[red]vsc hit a bug[/] (please report it with the lines below):", highlight=False)
+        sys.stderr.write(redactor.redact(traceback.format_exc()))
+        sys.exit(int(ExitStatus.ACTIONS_FAILED))
 
 
 if __name__ == "__main__":  # pragma: no cover

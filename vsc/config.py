@@ -38,6 +38,18 @@ PUBLISH_STATUSES = ("active", "draft", "vendor")
 ON_VENDOR_DELETE = ("draft", "delete", "keep")
 ROUNDINGS = ("cents", "whole", "ending")
 STREAMS = ("catalog", "inventory", "orders", "tracking")
+ORDER_PRICES = ("merchant", "vendor")
+ORDER_CONTACTS = ("customer", "marketplace", "none")
+FINANCIAL_STATUSES = (
+    "pending",
+    "authorized",
+    "partially_paid",
+    "paid",
+    "partially_refunded",
+    "refunded",
+    "voided",
+    "expired",
+)
 
 
 @dataclass(frozen=True)
@@ -97,6 +109,7 @@ class VendorSettings:
     vendor_name: str | None = None
     vendor_owns: tuple[str, ...] = DEFAULT_VENDOR_OWNS
     auto_variants: bool = False
+    brake_share: Decimal = Decimal(50)
 
 
 @dataclass(frozen=True)
@@ -110,8 +123,19 @@ class Settings:
     stock_buffer: int = 0
     merchant_location: str | None = None
     overlap_seconds: int = 300
+    lock_wait_seconds: Decimal = Decimal(10)
+    brake_share: Decimal = Decimal(50)
+    brake_min_variants: int = 3
+    tracking_notify_customer: bool = False
     smtp: SmtpSettings | None = None
     vendors: dict[str, dict[str, Any]] = field(default_factory=dict)
+    order_price: str = "merchant"
+    order_contact: str = "customer"
+    marketplace_email: str | None = None
+    marketplace_phone: str | None = None
+    push_financial_statuses: tuple[str, ...] = ("paid",)
+    push_test_orders: bool = False
+    untracked_quantity: int | None = None
     source: str | None = None
 
     def vendor(self, name: str) -> VendorSettings:
@@ -125,6 +149,7 @@ class Settings:
             location=self.merchant_location,
             vendor_owns=self.vendor_owns,
             auto_variants=self.auto_variants,
+            brake_share=self.brake_share,
         )
         return replace(base, **raw)
 
@@ -244,7 +269,22 @@ def _fields(c: _Checker, where: str, raw: Any) -> tuple[str, ...] | None:
     return tuple(ok)
 
 
+def _share(c: _Checker, where: str, raw: Any) -> Decimal | None:
+    value = c.decimal(where, raw)
+    if value is not None and not (Decimal(0) <= value <= Decimal(100)):
+        c.problem(where, f"must be a percentage between 0 and 100, not {value}")
+        return None
+    return value
+
+
 GLOBAL_KEYS = (
+    "order_price",
+    "order_contact",
+    "marketplace_email",
+    "marketplace_phone",
+    "push_financial_statuses",
+    "push_test_orders",
+    "untracked_quantity",
     "auto_variants",
     "order_push",
     "publish_status",
@@ -254,6 +294,10 @@ GLOBAL_KEYS = (
     "stock_buffer",
     "merchant_location",
     "overlap_seconds",
+    "lock_wait_seconds",
+    "brake_share",
+    "brake_min_variants",
+    "tracking_notify_customer",
     "smtp",
     "vendors",
 )
@@ -266,6 +310,7 @@ VENDOR_KEYS = (
     "location",
     "vendor_name",
     "vendor_owns",
+    "brake_share",
 )
 SMTP_KEYS = ("host", "port", "starttls", "ssl", "user", "password_env", "from", "timeout")
 
@@ -279,7 +324,7 @@ def validate(data: Any, *, source: str = "settings") -> Settings:
         raise SettingsError(source, ["the file must be a mapping of keys to values (see config.example.yaml)"])
     c.keys("", data, GLOBAL_KEYS)
     values: dict[str, Any] = {"source": source}
-    for key in ("auto_variants", "order_push"):
+    for key in ("auto_variants", "order_push", "tracking_notify_customer"):
         if key in data:
             v = c.boolean(key, data[key])
             if v is not None:
@@ -312,6 +357,54 @@ def validate(data: Any, *, source: str = "settings") -> Settings:
         v = c.integer("overlap_seconds", data["overlap_seconds"], minimum=0)
         if v is not None:
             values["overlap_seconds"] = v
+    if "lock_wait_seconds" in data:
+        v = c.decimal("lock_wait_seconds", data["lock_wait_seconds"])
+        if v is not None and v < 0:
+            c.problem("lock_wait_seconds", f"must be 0 or more, not {v}")
+        elif v is not None:
+            values["lock_wait_seconds"] = v
+    if "brake_share" in data:
+        v = _share(c, "brake_share", data["brake_share"])
+        if v is not None:
+            values["brake_share"] = v
+    if "brake_min_variants" in data:
+        v = c.integer("brake_min_variants", data["brake_min_variants"], minimum=1)
+        if v is not None:
+            values["brake_min_variants"] = v
+    for key, choices in (("order_price", ORDER_PRICES), ("order_contact", ORDER_CONTACTS)):
+        if key in data:
+            v = c.choice(key, data[key], choices)
+            if v is not None:
+                values[key] = v
+    for key in ("marketplace_email",):
+        if data.get(key) is not None:
+            v = c.email(key, data[key])
+            if v is not None:
+                values[key] = v
+    if data.get("marketplace_phone") is not None:
+        v = c.string("marketplace_phone", str(data["marketplace_phone"]))
+        if v is not None:
+            values["marketplace_phone"] = v
+    if values.get("order_contact") == "marketplace" and not values.get("marketplace_email"):
+        c.problem("order_contact", "is marketplace, so marketplace_email must be set")
+    if "push_financial_statuses" in data:
+        raw = data["push_financial_statuses"]
+        if not isinstance(raw, list) or not raw:
+            c.problem("push_financial_statuses", f"must be a list of: {', '.join(FINANCIAL_STATUSES)}")
+        else:
+            bad = [s for s in raw if s not in FINANCIAL_STATUSES]
+            for s in bad:
+                c.problem("push_financial_statuses", f"{s!r} is not one of {', '.join(FINANCIAL_STATUSES)}")
+            if not bad:
+                values["push_financial_statuses"] = tuple(raw)
+    if "push_test_orders" in data:
+        v = c.boolean("push_test_orders", data["push_test_orders"])
+        if v is not None:
+            values["push_test_orders"] = v
+    if data.get("untracked_quantity") is not None:
+        v = c.integer("untracked_quantity", data["untracked_quantity"], minimum=0)
+        if v is not None:
+            values["untracked_quantity"] = v
     if data.get("smtp") is not None:
         smtp = c.mapping("smtp", data["smtp"])
         if smtp is not None:
@@ -368,6 +461,8 @@ def validate(data: Any, *, source: str = "settings") -> Settings:
                 v["vendor_name"] = c.string(f"{where}.vendor_name", vdata["vendor_name"])
             if "vendor_owns" in vdata:
                 v["vendor_owns"] = _fields(c, f"{where}.vendor_owns", vdata["vendor_owns"])
+            if "brake_share" in vdata:
+                v["brake_share"] = _share(c, f"{where}.brake_share", vdata["brake_share"])
             out[str(name)] = {k: val for k, val in v.items() if val is not None}
         values["vendors"] = out
     if c.problems:

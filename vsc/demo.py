@@ -34,9 +34,9 @@ auto_variants: true
 price_rule: {percent: 20, rounding: ending, ending: 0.99}
 stock_buffer: 1
 vendors:
-  tees-on-shopify: {vendor_name: Tee Works}
-  mugs-on-woo: {vendor_name: Mug House}
-  prints-on-squarespace: {vendor_name: Print Studio}
+  tees-on-shopify: {vendor_name: Tee Works, email: orders@teeworks.example}
+  mugs-on-woo: {vendor_name: Mug House, email: hello@mughouse.example}
+  prints-on-squarespace: {vendor_name: Print Studio, email: studio@prints.example}
 """
 
 
@@ -217,8 +217,8 @@ def run_demo(out: Console, *, keep: bool = False) -> None:
     tmp = Path(tempfile.mkdtemp(prefix="vsc-demo-"))
     out.print(
         Panel(
-            "A marketplace on Shopify takes in three vendors: one on Shopify, one on WooCommerce and one on "
-            "Squarespace. Every store here is a local sandbox on 127.0.0.1; the database is a temporary file.",
+            "A Shopify marketplace takes in three vendors, on Shopify,\nWooCommerce and Squarespace. "
+            "Every store is a local sandbox\non 127.0.0.1, and the database is a temporary file.",
             title="vsc demo",
         )
     )
@@ -273,16 +273,83 @@ def run_demo(out: Console, *, keep: bool = False) -> None:
                 raise RuntimeError("; ".join(result.errors))
             out.print(_listing_table(m, ctx, "The merchant's store after the pass"))
 
-            out.rule("5. vsc sync again: nothing changed, so nothing is written")
+            out.rule("5. A customer buys from all three vendors in one marketplace order")
+            by_sku = {v.sku: v.merchant_variant_id for v in state.variant_links()}
+            order = m.merchant.place_order(
+                [(by_sku["TEE-BLA-M"], 1), (by_sku["MUG-BLA-8"], 2), (by_sku["PRT-BLA-A4"], 1)],
+                email="ada@example.com",
+                shipping_address={
+                    "firstName": "Ada",
+                    "lastName": "Lovelace",
+                    "address1": "12 St James's Sq",
+                    "city": "London",
+                    "zip": "SW1Y 4JH",
+                    "countryCode": "GB",
+                },
+            )
+            out.print(f"  marketplace order {order['name']}: 1 tee, 2 mugs, 1 print")
+            result = engine.sync(ctx)
+            ctx.close()
+            out.print(_pass_table(result, "vsc sync: one order per vendor, only that vendor's lines"))
+            if not result.ok:
+                raise RuntimeError("; ".join(result.errors))
+            table = Table("vendor", "order in the vendor's store", "state", title="Order links", title_justify="left")
+            for link in state.order_links():
+                table.add_row(link.vendor, str(link.vendor_order_name or link.vendor_order_id), link.state)
+            out.print(table)
+            mails = state.outbox(statuses=("pending", "sent", "failed"))
+            out.print(
+                f"  {len(mails)} e-mail(s) to vendors queued (no SMTP server set in the demo, so they wait "
+                "in the outbox)."
+            )
+
+            out.rule("6. The vendors ship, and the tracking comes back to the marketplace order")
+            links = {link.vendor: link for link in state.order_links()}
+            m.shopify.fulfill_order(
+                links["tees-on-shopify"].vendor_order_id,
+                tracking={
+                    "number": "1Z999AA10123456784",
+                    "company": "UPS",
+                    "url": "https://www.ups.com/track?tracknum=1Z999AA10123456784",
+                },
+            )
+            woo_id = int(links["mugs-on-woo"].vendor_order_id)
+            m.woo.add_tracking(
+                woo_id,
+                "9400111899223197428490",
+                "USPS",
+                "https://tools.usps.com/go/TrackConfirmAction?tLabels=9400111899223197428490",
+            )
+            m.woo.complete_order(woo_id)
+            m.squarespace.fulfill(
+                links["prints-on-squarespace"].vendor_order_id,
+                [{"carrierName": "DHL", "trackingNumber": "JD014600006281230704", "service": "Express"}],
+            )
+            result = engine.sync(ctx)
+            ctx.close()
+            out.print(_pass_table(result, "vsc sync: fulfillments copied onto each vendor's lines"))
+            shipped = m.merchant.order(order["id"])
+            table = Table(
+                "tracking number",
+                "company",
+                title=f"Merchant order {order['name']}: {shipped['displayFulfillmentStatus'].lower()}",
+                title_justify="left",
+            )
+            for f in shipped["fulfillments"]:
+                for info in f.get("trackingInfo") or []:
+                    table.add_row(str(info.get("number")), str(info.get("company")))
+            out.print(table)
+
+            out.rule("7. vsc sync again: nothing changed, so nothing is written")
             for s in m.stores():
                 s.reset_requests()
             again = engine.sync(ctx)
             writes = sum(s.count(write=True) for s in m.stores())
             reads = sum(s.count(write=False) for s in m.stores())
-            out.print(_pass_table(again, "The second pass"))
+            out.print(_pass_table(again, "The last pass"))
             out.print(f"  {reads} read request(s), {writes} write request(s).")
             if again.actions or writes:
-                raise RuntimeError("the second pass was expected to write nothing")
+                raise RuntimeError("the last pass was expected to write nothing")
         finally:
             ctx.close()
             state.close()
@@ -292,9 +359,7 @@ def run_demo(out: Console, *, keep: bool = False) -> None:
         for f in tmp.iterdir():
             f.unlink()
         tmp.rmdir()
-    out.print(
-        Panel("Done. Point vsc at real stores with `vsc init` and `vsc connect` (see the README).", title="vsc demo")
-    )
+    out.print(Panel("Done. For real stores: `vsc init`, then `vsc connect`\n(see the README).", title="vsc demo"))
 
 
 def run_sandbox(out: Console, *, port: int = 0, products: int = 3) -> None:

@@ -204,6 +204,27 @@ def _m0002(db: sqlite_utils.Database) -> None:
     db["variant_links"].add_column("merchant_location_id", str)
 
 
+@migrations(name="0003_operating")
+def _m0003(db: sqlite_utils.Database) -> None:
+    # What `vsc status` and `vsc log` need: what each pass covered and what each store answered
+    # (request, write and throttle counters per store), which vendor a journal entry is about
+    # (catalog writes go to the merchant store, so `store` alone cannot say), and the safety
+    # brakes that stop a vendor until `vsc sync --force`.
+    db["passes"].add_column("vendors", str)
+    db["passes"].add_column("streams", str)
+    db["passes"].add_column("stores", str)
+    db["passes"].add_column("forced", int)
+    db["passes"].add_column("pid", int)
+    db["passes"].add_column("host", str)
+    db["journal"].add_column("vendor", str)
+    db["journal"].create_index(["vendor", "at"])
+    db["journal"].create_index(["status"])
+    db["brakes"].create(
+        {"vendor": str, "reason": str, "detail": str, "pass_id": int, "engaged_at": str},
+        pk="vendor",
+    )
+
+
 def now_utc() -> datetime:
     return datetime.now(UTC)
 
@@ -555,6 +576,11 @@ class State:
         else:
             rows = self.db["product_links"].rows_where("vendor = ?", [vendor], order_by="id")
         return [self._plink(r) for r in rows]
+
+    def first_link_time(self, vendor: str) -> datetime | None:
+        """When this vendor's first product link was made (None when it has none)."""
+        row = next(iter(self.db.query("SELECT MIN(created_at) AS t FROM product_links WHERE vendor = ?", [vendor])))
+        return parse_iso(row["t"])
 
     def update_product_link(self, link_id: int, **values: Any) -> None:
         if "fingerprint" in values:
@@ -969,3 +995,185 @@ class State:
             args.append(status)
         rows = self.db["journal"].rows_where(" AND ".join(where) or None, args, order_by="id", limit=limit)
         return [self._entry(r) for r in rows]
+
+    # -- operating: passes, journal queries, brakes (vsc status / log / why) -------------
+    def annotate_pass(self, pass_id: int, **values: Any) -> None:
+        """Record more about a pass: `vendors`, `streams`, `stores` (per-store result and request
+        counters), `forced`, `pid`, `host`. Lists and dicts are stored as JSON."""
+        row = {k: (_dumps(v) if isinstance(v, (dict, list, tuple)) else v) for k, v in values.items()}
+        self.db["passes"].update(pass_id, row)
+
+    def interrupt_stale_passes(self) -> list[int]:
+        """Mark passes still `running` as `interrupted`. Only the holder of the pass lock may call
+        this: no other pass can be running then, so such rows were left by a killed process."""
+        ids = [r["id"] for r in self.db["passes"].rows_where("status = 'running'")]
+        for pass_id in ids:
+            self.db["passes"].update(pass_id, {"status": "interrupted"})
+        return ids
+
+    @staticmethod
+    def _pass(r: dict[str, Any]) -> dict[str, Any]:
+        out = dict(r)
+        for key in ("counts", "errors", "vendors", "streams", "stores"):
+            if key in out:
+                out[key] = _loads(out[key])
+        out["dry_run"] = bool(out.get("dry_run"))
+        out["forced"] = bool(out.get("forced"))
+        return out
+
+    def passes(self, *, limit: int = 50, dry_run: bool | None = None) -> list[dict[str, Any]]:
+        """The latest passes, newest first, with their JSON columns decoded."""
+        where = None if dry_run is None else ("dry_run = 1" if dry_run else "coalesce(dry_run, 0) = 0")
+        return [self._pass(r) for r in self.db["passes"].rows_where(where, order_by="id desc", limit=limit)]
+
+    def journal_begin_action(
+        self,
+        *,
+        pass_id: int | None,
+        store: str,
+        vendor: str | None,
+        stream: str,
+        kind: str,
+        key: str,
+        target: str | None,
+        detail: dict[str, Any] | None = None,
+    ) -> int:
+        """`journal_begin` that also records which vendor the write is about."""
+        return int(
+            self.db["journal"]
+            .insert(
+                {
+                    "pass_id": pass_id,
+                    "at": iso(now_utc()),
+                    "store": store,
+                    "vendor": vendor,
+                    "stream": stream,
+                    "kind": kind,
+                    "key": key,
+                    "target": target,
+                    "status": "pending",
+                    "detail": _dumps(detail),
+                }
+            )
+            .last_pk  # type: ignore[arg-type]
+        )
+
+    @staticmethod
+    def _record(r: dict[str, Any]) -> JournalRecord:
+        return JournalRecord(
+            id=r["id"],
+            pass_id=r["pass_id"],
+            at=r["at"],
+            store=r["store"],
+            stream=r["stream"],
+            kind=r["kind"],
+            key=r["key"],
+            target=r["target"],
+            status=r["status"],
+            detail=_loads(r["detail"]),
+            error=r["error"],
+            vendor=r.get("vendor"),
+        )
+
+    def journal_search(
+        self,
+        *,
+        store: str | None = None,
+        since: datetime | None = None,
+        contains: tuple[str, ...] = (),
+        statuses: tuple[str, ...] = (),
+        limit: int | None = None,
+    ) -> list[JournalRecord]:
+        """Journal entries, oldest first (the newest `limit` of them when a limit is given).
+
+        `store` matches the store written to or the vendor the entry is about; `contains`
+        keeps entries whose key, target or detail holds any of the given texts (callers
+        check word boundaries themselves: this is a prefilter).
+        """
+        where, args = [], []
+        if store:
+            # Entries journaled without a vendor still name it as one segment of their key
+            # (`publish:VENDOR:ID`, `push:ORDER:VENDOR`); store names cannot hold a colon.
+            where.append("(store = ? OR vendor = ? OR key LIKE ? OR key LIKE ?)")
+            args += [store, store, f"%:{store}:%", f"%:{store}"]
+        if since:
+            where.append("at >= ?")
+            args.append(iso(since))
+        if statuses:
+            where.append(f"status IN ({', '.join('?' for _ in statuses)})")
+            args += list(statuses)
+        if contains:
+            ors = []
+            for text in contains:
+                ors.append("(key LIKE ? OR target LIKE ? OR detail LIKE ?)")
+                args += [f"%{text}%"] * 3
+            where.append("(" + " OR ".join(ors) + ")")
+        rows = list(self.db["journal"].rows_where(" AND ".join(where) or None, args, order_by="id desc", limit=limit))
+        return [self._record(r) for r in reversed(rows)]
+
+    def failed_actions(self, store: str | None = None) -> list[JournalRecord]:
+        """Failed journal entries not followed by a finished entry under the same key: the
+        actions a later pass still has to retry (the newest failure per key)."""
+        where = (
+            "j.status = 'failed' AND NOT EXISTS (SELECT 1 FROM journal d WHERE d.key = j.key AND d.id > j.id "
+            "AND d.status IN ('done', 'reported', 'failed'))"
+        )
+        args: list[Any] = []
+        if store:
+            where += " AND (j.store = ? OR j.vendor = ?)"
+            args += [store, store]
+        rows = self.db.execute(f"SELECT j.* FROM journal j WHERE {where} ORDER BY j.id", args)
+        cols = [c[0] for c in rows.description]
+        return [self._record(dict(zip(cols, r, strict=True))) for r in rows.fetchall()]
+
+    def unfinished_writes(self, store: str | None = None) -> list[JournalRecord]:
+        """Journal entries left `pending` by a pass that is no longer running (killed mid-write):
+        the write may or may not have reached the store."""
+        where = (
+            "j.status = 'pending' AND EXISTS (SELECT 1 FROM passes p WHERE p.id = j.pass_id "
+            "AND p.status != 'running')"
+        )
+        args: list[Any] = []
+        if store:
+            where += " AND (j.store = ? OR j.vendor = ?)"
+            args += [store, store]
+        rows = self.db.execute(f"SELECT j.* FROM journal j WHERE {where} ORDER BY j.id", args)
+        cols = [c[0] for c in rows.description]
+        return [self._record(dict(zip(cols, r, strict=True))) for r in rows.fetchall()]
+
+    def engage_brake(self, vendor: str, *, reason: str, detail: dict[str, Any], pass_id: int | None) -> None:
+        """Stop a vendor until `vsc sync --force`: its passes are skipped while the brake holds."""
+        self.db["brakes"].upsert(
+            {
+                "vendor": vendor,
+                "reason": reason,
+                "detail": _dumps(detail),
+                "pass_id": pass_id,
+                "engaged_at": iso(now_utc()),
+            },
+            pk="vendor",
+        )
+
+    def brakes(self) -> dict[str, dict[str, Any]]:
+        """Engaged safety brakes by vendor."""
+        out = {}
+        for r in self.db["brakes"].rows_where(order_by="vendor"):
+            out[r["vendor"]] = {**r, "detail": _loads(r["detail"]) or {}}
+        return out
+
+    def clear_cursor(self, store: str, stream: str) -> None:
+        """Forget a stream's cursor: its next pass reads everything again (`vsc reconcile --fix`)."""
+        self.db["cursors"].delete_where("store = ? AND stream = ?", [store, stream])
+
+    def release_brake(self, vendor: str) -> bool:
+        """Release a vendor's brake; True if one was engaged."""
+        held = bool(self.db["brakes"].count_where("vendor = ?", [vendor]))
+        self.db["brakes"].delete_where("vendor = ?", [vendor])
+        return held
+
+
+@dataclass(frozen=True)
+class JournalRecord(JournalEntry):
+    """A journal entry with the vendor it is about (entries written before 0003 have none)."""
+
+    vendor: str | None = None

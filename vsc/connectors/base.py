@@ -105,10 +105,30 @@ class Product:
     images: tuple[Image, ...] = ()
     handle: str | None = None
     updated_at: datetime | None = None
+    #: names of the collections (Shopify) or categories (WooCommerce) holding the product
     collections: tuple[str, ...] = ()
+    #: their ids, in the same order (empty where the connector did not read them)
+    collection_ids: tuple[str, ...] = ()
 
     def variant(self, variant_id: str) -> Variant | None:
         return next((v for v in self.variants if v.id == variant_id), None)
+
+
+@dataclass(frozen=True)
+class ProductFilter:
+    """What a caller of `Connector.list_products_matching` will keep: a hint for the store.
+
+    Each field narrows (empty: no condition); values within a field are alternatives.
+    A connector pushes to the platform whatever its list endpoint filters cheaply and
+    may return more than asked; it must never leave out a product that matches. The
+    caller filters the result again (`vsc.engine.selection`).
+    """
+
+    since: datetime | None = None
+    tags: tuple[str, ...] = ()
+    product_types: tuple[str, ...] = ()
+    collections: tuple[str, ...] = ()  # ids or names
+    statuses: tuple[str, ...] = ()  # active | draft | archived
 
 
 @dataclass(frozen=True)
@@ -287,6 +307,13 @@ class Connector:
     can_write_listings: ClassVar[bool] = False
     can_cancel_orders: ClassVar[bool] = False
     can_update_orders: ClassVar[bool] = False
+    #: whether creating an order refuses lines the store has no stock for (WooCommerce does not:
+    #: its stock just goes negative, so vsc checks first)
+    refuses_oversold_orders: ClassVar[bool] = True
+    #: what the platform calls groups of products ("collections", "categories"); None: it has none
+    collections_name: ClassVar[str | None] = None
+    #: whether products carry a product type the merchant can filter by
+    has_product_types: ClassVar[bool] = False
 
     def __init__(self, name: str, session: StoreSession) -> None:
         self.name = name
@@ -307,6 +334,14 @@ class Connector:
     def list_products(self, since: datetime | None = None) -> Iterator[Product]:
         """Every product changed at or after `since` (all products when None), with variants."""
         raise self._unsupported("list products")
+
+    def list_products_matching(self, where: ProductFilter) -> Iterator[Product]:
+        """The products `where` asks for, and possibly more (see `ProductFilter`).
+
+        The default reads everything changed since `where.since`; connectors override it to
+        let the platform filter what it can, and to read `collections` when asked for them.
+        """
+        return self.list_products(where.since)
 
     def get_products(self, ids: Sequence[str]) -> dict[str, Product]:
         """The products with these ids; ids that no longer exist are left out."""

@@ -43,6 +43,7 @@ from vsc.connectors.base import (
     Order,
     OrderDraft,
     Product,
+    ProductFilter,
     StockLevel,
     StoreInfo,
     TrackingInfo,
@@ -235,7 +236,8 @@ def parse_product(product: Mapping[str, Any], variations: Sequence[Mapping[str, 
                 updated_at=_gmt(product, "date_modified"),
             )
         ]
-    categories = tuple(str(c["name"]) for c in product.get("categories") or [] if isinstance(c, dict) and c.get("name"))
+    terms = [c for c in product.get("categories") or [] if isinstance(c, dict) and c.get("name")]
+    categories = tuple(str(c["name"]) for c in terms)
     return Product(
         id=product_id,
         title=name,
@@ -253,6 +255,7 @@ def parse_product(product: Mapping[str, Any], variations: Sequence[Mapping[str, 
         handle=_text(product.get("slug")),
         updated_at=_gmt(product, "date_modified"),
         collections=categories,
+        collection_ids=tuple(str(c.get("id") or "") for c in terms),
     )
 
 
@@ -422,8 +425,13 @@ class WooCommerceConnector(Connector):
 
     platform: ClassVar[str] = "woocommerce"
     stock_batch_size: ClassVar[int] = BATCH_SIZE
+    # REST order creation never checks stock: with set_paid it reduces stock below zero [STOCK].
+    refuses_oversold_orders = False
     can_cancel_orders: ClassVar[bool] = True
     can_update_orders: ClassVar[bool] = True
+    collections_name: ClassVar[str | None] = "categories"
+    # vsc publishes a product's first category as its product type
+    has_product_types: ClassVar[bool] = True
     #: how far back `find_order` looks for a marker (a crash is resolved on the next pass)
     marker_lookback: ClassVar[timedelta] = timedelta(days=14)
 
@@ -637,6 +645,21 @@ class WooCommerceConnector(Connector):
                 if self._keep(payload, floor):
                     yield self._product(payload)
 
+    def list_products_matching(self, where: ProductFilter) -> Iterator[Product]:
+        """`list_products`, with `status=publish` asked of the store when only active products
+        are wanted; categories, tags and types are filtered by the caller (the REST filters for
+        them take term ids, which would cost a lookup per name)."""
+        if tuple(where.statuses) != ("active",):
+            yield from self.list_products(where.since)
+            return
+        extra, floor = self._since_params(where.since)
+        params = {"orderby": "id", "order": "asc", "status": "publish", **extra}
+        for page in self._pages(f"{API}/products", params):
+            for payload in page:
+                payload = _need_dict(payload, "a product")
+                if self._keep(payload, floor):
+                    yield self._product(payload)
+
     def get_products(self, ids: Sequence[str]) -> dict[str, Product]:
         """The products with these ids, 100 a request with `include=`; missing ids are left out."""
         wanted = [str(i) for i in ids if str(i).isdigit()]
@@ -693,6 +716,29 @@ class WooCommerceConnector(Connector):
                 collect(f"{API}/products/{parent}/variations", group)
             except NotFound:
                 continue  # the parent product is gone, and its variations with it
+        return out
+
+    def changed_stock(self, since: datetime) -> dict[str, StockLevel]:
+        """Stock that may have changed since `since`, by variant id.
+
+        Two sources, because WooCommerce moves order stock with a direct postmeta UPDATE that
+        leaves `date_modified` alone (WC_Product_Data_Store_CPT::update_product_stock): products
+        saved since (admin edits) come with their stock; the items of orders changed since
+        (sales, cancellations, refunds) are read again by id.
+        """
+        out: dict[str, StockLevel] = {}
+        for product in self.list_products(since):
+            for v in product.variants:
+                ref = VariantRef(product.id, v.id)
+                out[v.id] = StockLevel(ref, v.available, updated_at=v.updated_at or product.updated_at)
+        refs = {
+            VariantRef(line.product_id, line.variant_id)
+            for order in self.list_orders(since)
+            for line in order.line_items
+            if line.product_id and line.variant_id and line.variant_id not in out
+        }
+        for ref, level in self.read_stock(refs).items():
+            out[ref.variant_id] = level
         return out
 
     def _batch(self, path: str, updates: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -12,20 +12,26 @@ vendors go on.
 from __future__ import annotations
 
 import logging
+import os
+import socket
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
-from vsc.engine import catalog
+from vsc import notify
+from vsc.engine import brakes, catalog, inventory, orders, tracking
 from vsc.engine.actions import Action
 from vsc.engine.context import Context
+from vsc.engine.lock import PassLock
 from vsc.errors import UsageError, VscError
 
 log = logging.getLogger("vsc.engine")
 
 STREAMS = ("catalog", "inventory", "orders", "tracking")
-AVAILABLE_STREAMS = ("catalog",)
+AVAILABLE_STREAMS = ("catalog", "inventory", "orders", "tracking")
+EXEC_ORDER = ("catalog", "orders", "inventory", "tracking")
 
 
 @dataclass
@@ -36,6 +42,14 @@ class PassResult:
     actions: list[Action] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     pass_id: int | None = None
+    #: what the safety brakes found (vendors stopped, or that a dry run would stop)
+    brakes: list[dict[str, Any]] = field(default_factory=list)
+    #: the pass was asked to stop (Ctrl-C / SIGTERM under `--every`) before it covered everything
+    stopped: bool = False
+    #: what the e-mail outbox did at the end of the pass (vsc.notify.FlushReport.as_json())
+    mail: dict[str, Any] = field(default_factory=dict)
+    #: things a person should know that failed nothing (e.g. a vendor without an e-mail address)
+    notices: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -56,15 +70,38 @@ class PassResult:
             "actions": [a.as_json() for a in self.actions],
             "counts": self.counts(),
             "errors": list(self.errors),
+            "brakes": list(self.brakes),
+            "stopped": self.stopped,
+            "mail": dict(self.mail),
+            "notices": list(self.notices),
         }
 
 
-def execute(ctx: Context, action: Action, pass_id: int | None, apply: Callable[[Context, Action], None]) -> None:
-    """Apply one action under the journal: pending before the write, done/failed after."""
+def execute(
+    ctx: Context,
+    action: Action,
+    pass_id: int | None,
+    apply: Callable[[Context, Action], None],
+    *,
+    prepare: Callable[[Context, Action], None] | None = None,
+    on_error: Callable[[Context, Action, Exception], None] | None = None,
+) -> None:
+    """Apply one action under the journal: pending before the write, done/failed after.
+
+    `prepare` runs after the journal entry and before the write, committed on its own (the
+    orders stream records its push as pending there, so a crash during the vendor call leaves
+    a trace to recover from); `on_error` runs, committed, after a failure.
+    """
     state = ctx.state
-    entry = state.journal_begin(
+    refusal = brakes.admit(ctx, action)
+    if refusal is not None:  # a safety brake stopped this vendor: nothing is sent, the change is retried
+        action.status = "failed"
+        action.error = refusal
+        return
+    entry = state.journal_begin_action(
         pass_id=pass_id,
         store=action.store,
+        vendor=action.vendor,
         stream=action.stream,
         kind=action.kind,
         key=action.key,
@@ -72,19 +109,26 @@ def execute(ctx: Context, action: Action, pass_id: int | None, apply: Callable[[
         detail={"summary": action.summary, **action.detail},
     )
     try:
+        if prepare is not None:
+            prepare(ctx, action)
         with state.atomic():
             apply(ctx, action)
             action.status = "done" if action.write else "reported"
-            state.journal_finish(entry, status=action.status)
-    except VscError as exc:
-        action.status = "failed"
-        action.error = str(exc)
-        state.journal_finish(entry, status="failed", error=str(exc))
+            state.journal_finish(entry, status=action.status, detail=_with_result(action))
     except Exception as exc:  # a malformed payload or a bug must not stop the other actions
-        log.debug("action %s failed", action.key, exc_info=True)
+        if not isinstance(exc, VscError):
+            log.debug("action %s failed", action.key, exc_info=True)
         action.status = "failed"
-        action.error = f"{type(exc).__name__}: {exc}"
+        action.error = str(exc) if isinstance(exc, VscError) else f"{type(exc).__name__}: {exc}"
         state.journal_finish(entry, status="failed", error=action.error)
+        if on_error is not None:
+            on_error(ctx, action, exc)
+
+
+def _with_result(action: Action) -> dict[str, Any] | None:
+    if not action.result:
+        return None
+    return {"summary": action.summary, **action.detail, "result": action.result}
 
 
 def run_catalog(ctx: Context, vendor: str, pass_id: int | None, dry_run: bool) -> list[Action]:
@@ -101,6 +145,8 @@ def run_catalog(ctx: Context, vendor: str, pass_id: int | None, dry_run: bool) -
     for v in state.variant_links(vendor=vendor):
         vlinks.setdefault(v.product_link_id, []).append(v)
     actions = catalog.plan_vendor(ctx.settings, vendor, merchant, links, vlinks, changed, deleted)
+    # Incremental reads legitimately return nothing; a full read (by id) that does is a brake.
+    brakes.review(ctx, vendor, actions, stream=catalog.STREAM, empty_read=(since is None or swept) and not changed)
     if dry_run:
         return actions
     failed_stamps = []
@@ -116,18 +162,19 @@ def run_catalog(ctx: Context, vendor: str, pass_id: int | None, dry_run: bool) -
     return actions
 
 
-RUNNERS: dict[str, Callable[[Context, str, int | None, bool], list[Action]]] = {"catalog": run_catalog}
+RUNNERS: dict[str, Callable[[Context, str, int | None, bool], list[Action]]] = {
+    "catalog": run_catalog,
+    "orders": orders.run,
+    "inventory": inventory.run,
+    "tracking": tracking.run,
+}
 
 
-def sync(
-    ctx: Context,
-    *,
-    streams: Sequence[str] | None = None,
-    vendor: str | None = None,
-    dry_run: bool = False,
-) -> PassResult:
-    """Run one pass over the given streams (all available ones by default) and vendors."""
-    wanted = list(streams or AVAILABLE_STREAMS)
+def wanted_streams(streams: Sequence[str] | None) -> list[str]:
+    """The streams a pass runs, in the order they run; `UsageError` names an unknown one."""
+    # Orders run before inventory, so the stock plan counts every order already seen as pushed
+    # or pending; tracking runs last, on orders pushed so far.
+    wanted = sorted(streams or AVAILABLE_STREAMS, key=lambda s: EXEC_ORDER.index(s) if s in EXEC_ORDER else 99)
     for s in wanted:
         if s not in STREAMS:
             raise UsageError(f"unknown stream {s!r}", hint=f"Streams are: {', '.join(STREAMS)}.")
@@ -136,26 +183,151 @@ def sync(
                 f"the {s} stream is not available in this version of vsc yet",
                 hint=f"Available now: {', '.join(AVAILABLE_STREAMS)}.",
             )
+    return wanted
+
+
+def sync(
+    ctx: Context,
+    *,
+    streams: Sequence[str] | None = None,
+    vendor: str | None = None,
+    dry_run: bool = False,
+    force: bool = False,
+    lock_wait: float | None = None,
+    progress: Callable[[str, str], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> PassResult:
+    """Run one pass over the given streams (all available ones by default) and vendors.
+
+    The pass holds the database's pass lock (`vsc.engine.lock`) from start to end: when
+    another pass holds it, this one waits up to `lock_wait` seconds (default: the
+    `lock_wait_seconds` setting), then raises `LockHeld` (exit status 3). Bad arguments
+    raise `UsageError` before anything is locked or recorded.
+
+    Safety brakes (`vsc.engine.brakes`) stop a vendor whose plan looks like damage, and
+    keep it stopped on later passes; `force` releases them for the vendors of this pass.
+    `progress(vendor, stream)` is called before each step; `should_stop()` is asked before
+    each step, so a scheduled run can stop cleanly between two steps.
+    """
+    wanted = wanted_streams(streams)
     ctx.merchant_row()
     vendors = [ctx.vendor_row(vendor)] if vendor else ctx.state.vendors()
+    wait = float(ctx.settings.lock_wait_seconds) if lock_wait is None else lock_wait
+    with PassLock(ctx.state.path, wait=wait):
+        # Holding the lock, no other pass runs: a pass still marked running was killed.
+        for pass_id in ctx.state.interrupt_stale_passes():
+            log.warning("pass %s was interrupted (its process stopped mid-pass)", pass_id)
+        return _run_pass(ctx, wanted, vendors, dry_run=dry_run, force=force, progress=progress, should_stop=should_stop)
+
+
+def _run_pass(
+    ctx: Context,
+    wanted: list[str],
+    vendors: list[Any],
+    *,
+    dry_run: bool,
+    force: bool,
+    progress: Callable[[str, str], None] | None,
+    should_stop: Callable[[], bool] | None,
+) -> PassResult:
     result = PassResult(dry_run=dry_run)
+    ctx.cache.clear()  # reads are shared within one pass, never across passes
     result.pass_id = ctx.state.begin_pass(dry_run=dry_run)
-    for row in vendors:
-        for stream in wanted:
-            try:
-                actions = RUNNERS[stream](ctx, row.name, result.pass_id, dry_run)
-            except VscError as exc:
-                log.debug("%s/%s failed", row.name, stream, exc_info=True)
-                result.errors.append(f"{row.name} ({stream}): {exc}")
-                continue
-            result.actions += actions
+    ctx.state.annotate_pass(
+        result.pass_id,
+        vendors=[r.name for r in vendors],
+        streams=wanted,
+        forced=int(force),
+        pid=os.getpid(),
+        host=socket.gethostname(),
+    )
+    stats_before = _store_stats(ctx)
+    outcome: dict[str, str] = {}
+    gate = brakes.Brakes(ctx, result.pass_id, force=force, dry_run=dry_run)
+    brakes.install(ctx, gate)
+    try:
+        if force and not dry_run:
+            for name in gate.release(r.name for r in vendors):
+                log.warning("released the safety brake on %s (--force)", name)
+        for row in vendors:
+            held = None if force else gate.held(row.name)
+            if held is not None:
+                stop = brakes.BrakeEngaged(row.name, held["reason"])
+                message = f"{stop} (since {held['engaged_at']}). {stop.hint}"
+                result.brakes.append({"vendor": row.name, "reason": held["reason"], "held": True})
+                result.errors.append(message if not dry_run else f"{message}; this plan is what --force would apply")
+                outcome[row.name] = "stopped"
+                if not dry_run:
+                    continue
+            for stream in wanted:
+                if should_stop is not None and should_stop():
+                    result.stopped = True
+                    break
+                if row.name in gate.stopped:
+                    break
+                if progress is not None:
+                    progress(row.name, stream)
+                try:
+                    actions = RUNNERS[stream](ctx, row.name, result.pass_id, dry_run)
+                except brakes.BrakeEngaged as exc:
+                    outcome[row.name] = "stopped"
+                    result.errors.append(f"{exc}. {exc.hint}")
+                    break
+                except VscError as exc:
+                    log.debug("%s/%s failed", row.name, stream, exc_info=True)
+                    result.errors.append(f"{row.name} ({stream}): {exc}")
+                    outcome.setdefault(row.name, "failed")
+                    continue
+                result.actions += actions
+            if result.stopped:
+                break
+        for finding in gate.findings:
+            result.brakes.append(finding)
+            if finding.get("would_stop"):
+                result.errors.append(f"{finding['vendor']}: a safety brake would stop this pass: {finding['reason']}")
+        for name, message in gate.stopped.items():
+            outcome[name] = "stopped"
+            if not any(e.startswith(message) for e in result.errors):
+                result.errors.append(message)
+    finally:
+        brakes.uninstall(ctx)
     for a in result.actions:
         if a.status == "failed":
             result.errors.append(f"{a.vendor or a.store}: {a.summary}: {a.error}")
+            outcome.setdefault(a.vendor or a.store, "failed")
+        if a.result.get("mail") and a.result["mail"] != "queued":
+            result.notices.append(f"{a.vendor or a.store}: {a.result['mail']}")
+    if not dry_run:
+        # Vendor e-mails go out last: a failed one never holds back a push, and is retried.
+        report = notify.flush(ctx.state, ctx.settings)
+        result.mail = report.as_json()
+        for key, error in report.failed:
+            result.errors.append(f"e-mail {key} not sent (retried next pass): {error}")
+        result.notices += report.problems
+    merchant = ctx.merchant_row().name
+    after = _store_stats(ctx)
+    stores = {}
+    for name in [merchant, *(r.name for r in vendors)]:
+        delta = after.get(name, Counter()) - stats_before.get(name, Counter())
+        stores[name] = {
+            "status": outcome.get(name, "ok"),
+            "requests": delta["requests"],
+            "writes": delta["writes"],
+            "throttled": delta["throttled"],
+            "http_429": delta["status_429"],
+            "http_5xx": sum(n for k, n in delta.items() if k.startswith("status_5")),
+        }
+    ctx.state.annotate_pass(result.pass_id, stores=stores)
+    status = "ok" if result.ok else "failed"
     ctx.state.finish_pass(
         result.pass_id,
-        status="ok" if result.ok else "failed",
+        status="stopped" if result.stopped and result.ok else status,
         counts=result.counts(),
         errors=result.errors,
     )
     return result
+
+
+def _store_stats(ctx: Context) -> dict[str, Counter[str]]:
+    # The request counters of the stores this command opened so far (each store's StoreSession).
+    return {name: Counter(c.session.stats) for name, c in getattr(ctx, "_connectors", {}).items()}

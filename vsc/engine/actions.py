@@ -11,6 +11,10 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+#: Catalog kinds that delete or draft linked variants on the merchant store (a vendor_deleted
+#: with policy keep deletes nothing there, but unlinks the product all the same).
+REMOVING_KINDS = frozenset({"vendor_deleted", "remove_variants"})
+
 
 @dataclass
 class Action:
@@ -34,6 +38,21 @@ class Action:
     error: str | None = None
     key: str = ""
     result: dict[str, Any] = field(default_factory=dict)
+    #: set by a planner on any other action that deletes, drafts or zeroes linked variants
+    destructive: bool = False
+
+    @property
+    def is_destructive(self) -> bool:
+        """Whether applying this deletes, drafts or zeroes linked variants on the merchant store.
+
+        The safety brakes (`vsc.engine.brakes`) count these per vendor. Catalog kinds are known
+        here; a `set_quantity` whose `detail["quantity"]` is 0 counts by itself; any other
+        stream marks its own actions with `destructive=True`. The brakes count the variants in
+        `detail["variant_link_ids"]` / `detail["variant_link_id"]`, else the product link's.
+        """
+        if self.destructive or self.kind in REMOVING_KINDS:
+            return True
+        return self.kind == "set_quantity" and self.detail.get("quantity") == 0
 
     def __post_init__(self) -> None:
         if not self.key:

@@ -30,12 +30,20 @@ class Context:
     clock: Callable[[], datetime] = now_utc
     opener: Callable[..., Connector] = open_connector
     _connectors: dict[str, Connector] = field(default_factory=dict)
+    #: reads shared by the streams of one pass (e.g. the merchant's changed orders)
+    cache: dict[str, Any] = field(default_factory=dict)
     _locations: dict[str, list[Location]] = field(default_factory=dict)
 
     def connector(self, name: str) -> Connector:
         if name not in self._connectors:
             self._connectors[name] = self.opener(self.state.store(name), **self.session_kw)
         return self._connectors[name]
+
+    def once(self, key: str, load: Callable[[], Any]) -> Any:
+        """The value of `load()`, read at most once per pass."""
+        if key not in self.cache:
+            self.cache[key] = load()
+        return self.cache[key]
 
     def merchant_row(self) -> StoreRow:
         row = self.state.merchant()
@@ -79,6 +87,7 @@ class Context:
         return primary[0].id if primary else None
 
     def close(self) -> None:
+        self.cache.clear()
         for c in self._connectors.values():
             c.session.close()
         self._connectors.clear()

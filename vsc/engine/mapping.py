@@ -13,11 +13,11 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from vsc.connectors.base import MAX_OPTIONS, MAX_VARIANTS, ListingDraft, Product, Variant
+from vsc.connectors.base import MAX_OPTIONS, MAX_VARIANTS, Connector, ListingDraft, Product, Variant
 from vsc.engine.actions import digest
 from vsc.engine.catalog import listing_status, product_fingerprint, variant_draft, variant_values
 from vsc.engine.context import Context
@@ -103,91 +103,123 @@ def _start_cursor(ctx: Context, vendor: str, read_started: Any) -> None:
         ctx.state.set_cursor(vendor, "catalog", read_started)
 
 
-def publish(ctx: Context, vendor: str, product_ids: Sequence[str]) -> MapResult:
-    """Create merchant listings for vendor products and link every variant."""
+def publish(
+    ctx: Context,
+    vendor: str,
+    product_ids: Sequence[str] = (),
+    *,
+    products: Sequence[Product] | None = None,
+    on_product: Callable[[Product | str], None] | None = None,
+) -> MapResult:
+    """Create merchant listings for vendor products and link every variant.
+
+    Products are read by id, or given already read (`products`, from a selection).
+    Each product stands alone: a failure is recorded in `problems` and the next one
+    goes on. `on_product` is told of each product once it is finished (for progress).
+    """
     ctx.vendor_row(vendor)
     merchant_name = ctx.merchant_row().name
     result = MapResult()
     read_started = ctx.clock()
-    connector = ctx.connector(vendor)
-    products = connector.get_products(list(product_ids))
-    by_id = {p.id: p for p in products.values()}
+    items: list[Product | str]
+    if products is None:
+        fetched = ctx.connector(vendor).get_products(list(product_ids))
+        by_id = {p.id: p for p in fetched.values()}
+        items = [
+            by_id.get(wanted) or next((p for p in by_id.values() if p.id.endswith(f"/{wanted}")), None) or wanted
+            for wanted in product_ids
+        ]
+    else:
+        items = list(products)
     vs = ctx.settings.vendor(vendor)
     location = ctx.merchant_location(vendor)
     merchant = ctx.merchant()
-    for wanted in product_ids:
-        product = by_id.get(wanted) or next((p for p in by_id.values() if p.id.endswith(f"/{wanted}")), None)
-        if product is None:
-            result.problems.append(f"{vendor} has no product {wanted}")
-            continue
-        if ctx.state.product_link(vendor, product.id):
-            result.skipped.append(f"{product.title!r} ({product.id}) is already linked")
-            continue
-        why = check_publishable(product)
-        if why:
-            result.problems.append(f"cannot publish {why}")
-            continue
-        drafts = [variant_draft(v, vs) for v in product.variants]
-        draft = ListingDraft(
-            title=product.title,
-            description_html=product.description_html,
-            vendor=ctx.vendor_label(vendor),
-            product_type=product.product_type,
-            tags=product.tags,
-            status=listing_status(product.status, vs.publish_status),
-            options=product.options,
-            variants=tuple(drafts),
-            images=product.images,
-            location_id=location,
-        )
-        key = f"publish:{vendor}:{product.id}"
-        # A publish cut short by a crash left its handle in the journal: reuse it, so the
-        # retry upserts the listing the first attempt may have made.
-        earlier = [e for e in ctx.state.journal(key_like=key) if e.key == key and e.status != "done"]
-        handle = (earlier[-1].detail or {}).get("handle") if earlier else None
-        handle = handle or listing_handle(vendor, product)
-        entry = ctx.state.journal_begin(
-            pass_id=None,
-            store=merchant_name,
-            stream="catalog",
-            kind="publish",
-            key=key,
-            target=product.id,
-            detail={"handle": handle, "title": product.title, "variants": len(drafts)},
-        )
-        try:
-            created = merchant.create_listing(draft, handle=handle)
-            pairs = _pair_created(product, created)
-            available = {mv.id: d.available for (vv, mv), d in zip(pairs, drafts, strict=False)}
-            media_ids = [img.id for img in created.images]
-            with ctx.state.atomic():
-                _record_links(
-                    ctx,
-                    vendor,
-                    product,
-                    created,
-                    pairs,
-                    mode="published",
-                    fingerprint=product_fingerprint(product, media_ids),
-                    available=available,
-                )
-                ctx.state.journal_finish(
-                    entry, status="done", detail={"handle": handle, "merchant_product_id": created.id}
-                )
-        except VscError as exc:
-            ctx.state.journal_finish(entry, status="failed", error=str(exc))
-            result.problems.append(f"publishing {product.title!r} ({product.id}) failed: {exc}")
-            continue
-        result.linked.append(
-            {
-                "vendor_product_id": product.id,
-                "merchant_product_id": created.id,
-                "title": product.title,
-                "variants": len(pairs),
-            }
-        )
+    for item in items:
+        if isinstance(item, str):
+            result.problems.append(f"{vendor} has no product {item}")
+        else:
+            _publish_one(ctx, vendor, item, result, vs=vs, location=location, merchant=merchant, store=merchant_name)
+        if on_product is not None:
+            on_product(item)
     _start_cursor(ctx, vendor, read_started)
     return result
+
+
+def _publish_one(
+    ctx: Context,
+    vendor: str,
+    product: Product,
+    result: MapResult,
+    *,
+    vs: Any,
+    location: str | None,
+    merchant: Connector,
+    store: str,
+) -> None:
+    if ctx.state.product_link(vendor, product.id):
+        result.skipped.append(f"{product.title!r} ({product.id}) is already linked")
+        return
+    why = check_publishable(product)
+    if why:
+        result.problems.append(f"cannot publish {why}")
+        return
+    drafts = [variant_draft(v, vs) for v in product.variants]
+    draft = ListingDraft(
+        title=product.title,
+        description_html=product.description_html,
+        vendor=ctx.vendor_label(vendor),
+        product_type=product.product_type,
+        tags=product.tags,
+        status=listing_status(product.status, vs.publish_status),
+        options=product.options,
+        variants=tuple(drafts),
+        images=product.images,
+        location_id=location,
+    )
+    key = f"publish:{vendor}:{product.id}"
+    # A publish cut short by a crash left its handle in the journal: reuse it, so the
+    # retry upserts the listing the first attempt may have made.
+    earlier = [e for e in ctx.state.journal(key_like=key) if e.key == key and e.status != "done"]
+    handle = (earlier[-1].detail or {}).get("handle") if earlier else None
+    handle = handle or listing_handle(vendor, product)
+    entry = ctx.state.journal_begin(
+        pass_id=None,
+        store=store,
+        stream="catalog",
+        kind="publish",
+        key=key,
+        target=product.id,
+        detail={"handle": handle, "title": product.title, "variants": len(drafts)},
+    )
+    try:
+        created = merchant.create_listing(draft, handle=handle)
+        pairs = _pair_created(product, created)
+        available = {mv.id: d.available for (vv, mv), d in zip(pairs, drafts, strict=False)}
+        media_ids = [img.id for img in created.images]
+        with ctx.state.atomic():
+            _record_links(
+                ctx,
+                vendor,
+                product,
+                created,
+                pairs,
+                mode="published",
+                fingerprint=product_fingerprint(product, media_ids),
+                available=available,
+            )
+            ctx.state.journal_finish(entry, status="done", detail={"handle": handle, "merchant_product_id": created.id})
+    except VscError as exc:
+        ctx.state.journal_finish(entry, status="failed", error=str(exc))
+        result.problems.append(f"publishing {product.title!r} ({product.id}) failed: {exc}")
+        return
+    result.linked.append(
+        {
+            "vendor_product_id": product.id,
+            "merchant_product_id": created.id,
+            "title": product.title,
+            "variants": len(pairs),
+        }
+    )
 
 
 def _pair_created(product: Product, created: Product) -> list[tuple[Variant, Variant]]:
@@ -320,63 +352,200 @@ def link_to(ctx: Context, vendor: str, product_id: str, merchant_product_id: str
     return result
 
 
-def auto_link(ctx: Context, vendor: str, by: str = "sku", *, apply: bool = True) -> MapResult:
-    """Link vendor variants to merchant variants with the same SKU or barcode, product by product."""
+@dataclass
+class AutoMatch:
+    """A vendor product whose unlinked variants pair, by key, with variants of one merchant product."""
+
+    vendor_product: Product
+    merchant_product: Product
+    pairs: list[tuple[Variant, Variant]]
+
+    @property
+    def count_mismatch(self) -> bool:
+        """The two products do not pair variant for variant (some variants stay unlinked)."""
+        return not (len(self.pairs) == len(self.vendor_product.variants) == len(self.merchant_product.variants))
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "vendor_product_id": self.vendor_product.id,
+            "title": self.vendor_product.title,
+            "merchant_product_id": self.merchant_product.id,
+            "merchant_title": self.merchant_product.title,
+            "variants": len(self.pairs),
+            "vendor_variants": len(self.vendor_product.variants),
+            "merchant_variants": len(self.merchant_product.variants),
+            "pairs": [
+                {"vendor_variant_id": v.id, "merchant_variant_id": m.id, "sku": v.sku, "barcode": v.barcode}
+                for v, m in self.pairs
+            ],
+        }
+
+
+@dataclass
+class AutoReview:
+    """What `vsc map auto` would do, sorted for a person to review before anything is linked.
+
+    `matched` are the unambiguous matches (the only ones `apply_auto` links);
+    `ambiguous` are keys used more than once on a side, or vendor products whose variants
+    match variants of several merchant products; `unmatched_vendor` / `unmatched_merchant`
+    are unlinked variants with no counterpart (or no key); `mismatched` are matches whose
+    products do not pair variant for variant. `problems` says all of it in sentences.
+    """
+
+    by: str
+    matched: list[AutoMatch] = field(default_factory=list)
+    ambiguous: list[dict[str, Any]] = field(default_factory=list)
+    unmatched_vendor: list[dict[str, Any]] = field(default_factory=list)
+    unmatched_merchant: list[dict[str, Any]] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def mismatched(self) -> list[AutoMatch]:
+        return [m for m in self.matched if m.count_mismatch]
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "by": self.by,
+            "matched": [m.as_json() for m in self.matched],
+            "ambiguous": self.ambiguous,
+            "unmatched_vendor": self.unmatched_vendor,
+            "unmatched_merchant": self.unmatched_merchant,
+            "variant_count_mismatches": [m.as_json() for m in self.mismatched],
+        }
+
+
+def review_auto(ctx: Context, vendor: str, by: str = "sku") -> AutoReview:
+    """Pair the vendor's unlinked variants with the merchant's unlinked variants by SKU or barcode.
+
+    Reads both catalogs and changes nothing. A key is used only when it is unique on both
+    sides; a vendor product is matched only when all its paired variants sit in one
+    merchant product.
+    """
     if by not in ("sku", "barcode"):
         raise UsageError(f"--by must be sku or barcode, not {by!r}")
     ctx.vendor_row(vendor)
-    result = MapResult()
-    read_started = ctx.clock()
+    review = AutoReview(by=by)
     vendor_products = list(ctx.connector(vendor).list_products(None))
     merchant_products = list(ctx.merchant().list_products(None))
     linked_vendor = {v.vendor_variant_id for v in ctx.state.variant_links(vendor=vendor)}
+    linked_products = {link.vendor_product_id for link in ctx.state.product_links(vendor)}
     linked_merchant = {v.merchant_variant_id for v in ctx.state.variant_links()}
     v_product = {v.id: p for p in vendor_products for v in p.variants}
     m_product = {v.id: p for p in merchant_products for v in p.variants}
-    matching = match_variants(
-        [
-            v
-            for p in vendor_products
-            if not ctx.state.product_link(vendor, p.id)
-            for v in p.variants
-            if v.id not in linked_vendor
-        ],
-        [v for p in merchant_products for v in p.variants if v.id not in linked_merchant],
-        by,
-    )
-    result.problems += matching.problems
+    vendor_variants = [
+        v for p in vendor_products if p.id not in linked_products for v in p.variants if v.id not in linked_vendor
+    ]
+    merchant_variants = [v for p in merchant_products for v in p.variants if v.id not in linked_merchant]
+    matching = match_variants(vendor_variants, merchant_variants, by)
+    review.problems += matching.problems
+
+    def vrow(v: Variant, reason: str) -> dict[str, Any]:
+        p = v_product[v.id]
+        return {
+            "vendor_product_id": p.id,
+            "title": p.title,
+            "vendor_variant_id": v.id,
+            by: _key(v, by) or None,
+            "reason": reason,
+        }
+
+    v_index: dict[str, list[Variant]] = defaultdict(list)
+    m_index: dict[str, list[Variant]] = defaultdict(list)
+    for v in vendor_variants:
+        if _key(v, by):
+            v_index[_key(v, by)].append(v)
+        else:
+            review.unmatched_vendor.append(vrow(v, f"no {by}"))
+    for m in merchant_variants:
+        if _key(m, by):
+            m_index[_key(m, by)].append(m)
+    for key, vs in v_index.items():
+        ms = m_index.get(key, [])
+        if len(vs) > 1 or len(ms) > 1:
+            review.ambiguous.append(
+                {
+                    "key": key,
+                    "reason": f"used by {len(vs)} vendor and {len(ms)} merchant variant(s)",
+                    "vendor_variant_ids": [v.id for v in vs],
+                    "merchant_variant_ids": [m.id for m in ms],
+                }
+            )
+        elif not ms:
+            review.unmatched_vendor.append(vrow(vs[0], f"no merchant variant has this {by}"))
+    for key, ms in m_index.items():
+        if key not in v_index:
+            for m in ms:
+                p = m_product[m.id]
+                review.unmatched_merchant.append(
+                    {"merchant_product_id": p.id, "title": p.title, "merchant_variant_id": m.id, by: key}
+                )
     groups: dict[tuple[str, str], list[tuple[Variant, Variant]]] = defaultdict(list)
     targets: dict[str, set[str]] = defaultdict(set)
     for vv, mv in matching.pairs:
         groups[(v_product[vv.id].id, m_product[mv.id].id)].append((vv, mv))
         targets[v_product[vv.id].id].add(m_product[mv.id].id)
+    by_id_v = {p.id: p for p in vendor_products}
+    by_id_m = {p.id: p for p in merchant_products}
+    split: set[str] = set()
     for (vpid, mpid), pairs in groups.items():
-        vp = next(p for p in vendor_products if p.id == vpid)
-        mp = next(p for p in merchant_products if p.id == mpid)
+        vp = by_id_v[vpid]
         if len(targets[vpid]) > 1:
-            result.problems.append(
-                f"{vp.title!r} ({vpid}) matches variants of {len(targets[vpid])} merchant products; link it with "
-                f"`vsc map add {vendor} {vpid} --to MERCHANT_PRODUCT_ID`"
-            )
+            if vpid not in split:
+                split.add(vpid)
+                review.problems.append(
+                    f"{vp.title!r} ({vpid}) matches variants of {len(targets[vpid])} merchant products; link it with "
+                    f"`vsc map add {vendor} {vpid} --to MERCHANT_PRODUCT_ID`"
+                )
+                review.ambiguous.append(
+                    {
+                        "key": None,
+                        "reason": f"{vp.title!r} ({vpid}) matches variants of {len(targets[vpid])} merchant products",
+                        "vendor_variant_ids": [v.id for p in groups if p[0] == vpid for v, _ in groups[p]],
+                        "merchant_variant_ids": [m.id for p in groups if p[0] == vpid for _, m in groups[p]],
+                    }
+                )
             continue
-        if not apply:
-            result.linked.append(
-                {
-                    "vendor_product_id": vpid,
-                    "merchant_product_id": mpid,
-                    "title": vp.title,
-                    "variants": len(pairs),
-                    "applied": False,
-                }
-            )
+        review.matched.append(AutoMatch(vp, by_id_m[mpid], pairs))
+    return review
+
+
+def apply_auto(ctx: Context, vendor: str, review: AutoReview) -> MapResult:
+    """Link the unambiguous matches of a review (and nothing else)."""
+    result = MapResult(problems=list(review.problems))
+    read_started = ctx.clock()
+    for match in review.matched:
+        vp, mp = match.vendor_product, match.merchant_product
+        if ctx.state.product_link(vendor, vp.id):
+            result.skipped.append(f"{vp.title!r} ({vp.id}) was linked meanwhile")
             continue
         with ctx.state.atomic():
-            _record_links(ctx, vendor, vp, mp, pairs, mode="linked", fingerprint=product_fingerprint(vp), available={})
+            _record_links(
+                ctx, vendor, vp, mp, match.pairs, mode="linked", fingerprint=product_fingerprint(vp), available={}
+            )
         result.linked.append(
-            {"vendor_product_id": vpid, "merchant_product_id": mpid, "title": vp.title, "variants": len(pairs)}
+            {"vendor_product_id": vp.id, "merchant_product_id": mp.id, "title": vp.title, "variants": len(match.pairs)}
         )
-    if apply and result.linked:
+    if result.linked:
         _start_cursor(ctx, vendor, read_started)
+    return result
+
+
+def auto_link(ctx: Context, vendor: str, by: str = "sku", *, apply: bool = True) -> MapResult:
+    """Link vendor variants to merchant variants with the same SKU or barcode, product by product."""
+    review = review_auto(ctx, vendor, by)
+    if apply:
+        return apply_auto(ctx, vendor, review)
+    result = MapResult(problems=list(review.problems))
+    for m in review.matched:
+        result.linked.append(
+            {
+                "vendor_product_id": m.vendor_product.id,
+                "merchant_product_id": m.merchant_product.id,
+                "title": m.vendor_product.title,
+                "variants": len(m.pairs),
+                "applied": False,
+            }
+        )
     return result
 
 

@@ -82,7 +82,9 @@ class Fault:
     - "timeout": sleep `delay` seconds before answering (the client times out);
     - "cut_before": close the connection without applying the request;
     - "cut_after": apply the request, then close the connection (a lost response);
-    - "throttle": platform-specific throttle answer (Shopify THROTTLED with HTTP 200).
+    - "throttle": platform-specific throttle answer (Shopify THROTTLED with HTTP 200);
+    - "hook": apply the request, call `hook(request)` (a test kills the client there: a crash
+      right after the store applied a write), then close the connection.
 
     `match(request)` picks the requests it applies to (all when None); `rate` is the
     chance it fires on a matching request; `times` how often at most (None: forever).
@@ -96,6 +98,7 @@ class Fault:
     rate: float = 1.0
     times: int | None = None
     fired: int = 0
+    hook: Callable[[SandboxRequest], None] | None = None
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -140,7 +143,9 @@ class _Handler(BaseHTTPRequestHandler):
                 except Exception as exc:  # an emulator bug must show, not hang the client
                     resp = SandboxResponse(500, {"error": f"sandbox error: {type(exc).__name__}: {exc}"})
                 store._record(req, resp.status, store.operation_name(req))
-        if fault is not None and fault.kind == "cut_after":
+        if fault is not None and fault.kind == "hook" and fault.hook is not None:
+            fault.hook(req)
+        if fault is not None and fault.kind in ("cut_after", "hook"):
             self.close_connection = True
             self.connection.shutdown(2)
             return

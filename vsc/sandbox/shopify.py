@@ -676,6 +676,7 @@ class ShopifySandbox(SandboxStore):
         self.inventory_items: dict[str, dict[str, Any]] = {}
         self.levels: dict[tuple[str, str], dict[str, Any]] = {}
         self.files: dict[str, dict[str, Any]] = {}
+        self.collections: dict[str, dict[str, Any]] = {}
         self.deletion_events: list[dict[str, Any]] = []
         self._orders: dict[str, dict[str, Any]] = {}
         self.line_items: dict[str, dict[str, Any]] = {}
@@ -1048,6 +1049,7 @@ class ShopifySandbox(SandboxStore):
             "FulfillmentOrder": self.fulfillment_orders,
             "FulfillmentOrderLineItem": self.fulfillment_order_lines,
             "Fulfillment": self.fulfillments,
+            "Collection": self.collections,
         }.get(kind or "")
         if table is not None:
             return table.get(gid)
@@ -1799,6 +1801,16 @@ class ShopifySandbox(SandboxStore):
         return self.product(product["id"])
 
     @_locked
+    def add_collection(self, title: str, product_ids: Iterable[str] = ()) -> dict[str, Any]:
+        """Create a (custom) collection holding these products; returns {id, title, handle}."""
+        gid = self._gid("Collection")
+        handle = re.sub(r"[^a-z0-9]+", "-", title.lower()).strip("-") or "collection"
+        self.collections[gid] = {"__typename": "Collection", "id": gid, "title": title, "handle": handle}
+        for pid in product_ids:
+            self._products[pid].setdefault("collection_ids", []).append(gid)
+        return {"id": gid, "title": title, "handle": handle}
+
+    @_locked
     def update_product(self, product_id: str, **fields: Any) -> dict[str, Any]:
         """Edit product fields: title, description_html, vendor, product_type, tags, status, handle,
         images (the full new list of URLs)."""
@@ -2074,6 +2086,11 @@ class ShopifySandbox(SandboxStore):
         sorter = (lambda v: str(self._sku(v) or "").lower()) if sort_key == "SKU" else self._sorter(sort_key)
         return self._page(info, items, args, sorter, MAX_PAGE_SIZE if nested else MAX_VARIANTS)
 
+    def _r_Product_collections(self, obj: dict[str, Any], info: Any, **args: Any) -> dict[str, Any]:
+        items = [self.collections[c] for c in obj.get("collection_ids") or [] if c in self.collections]
+        items = self._search(info, items, args.get("query"), {"title": ("text", lambda c: c["title"])}, ("title",))
+        return self._page(info, items, args)
+
     def _r_Product_variantsCount(self, obj: dict[str, Any], info: Any, **_: Any) -> dict[str, Any]:
         return {"count": len(obj["variant_ids"]), "precision": "EXACT"}
 
@@ -2308,6 +2325,7 @@ class ShopifySandbox(SandboxStore):
             "vendor": ("word", lambda p: p["vendor"]),
             "handle": ("word", lambda p: p["handle"]),
             "id": ("id", lambda p: gid_num(p["id"])),
+            "collection_id": ("id", lambda p: [gid_num(c) for c in p.get("collection_ids") or []]),
         }
 
     def _variant_fields(self) -> SearchFields:

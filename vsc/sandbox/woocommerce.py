@@ -1707,8 +1707,10 @@ class WooCommerceSandbox(SandboxStore):
                 continue
             old = owner["stock_quantity"] or 0
             owner["stock_quantity"] = old - li["quantity"]
+            # No _touch: WooCommerce moves order stock with a direct postmeta UPDATE
+            # (WC_Product_Data_Store_CPT::update_product_stock), so date_modified stays as it was
+            # and `modified_after` does not see stock that orders moved.
             self._sync_stock_status(owner)
-            self._touch(owner)
             li["meta_data"].append({"id": self._meta_id(), "key": "_reduced_stock", "value": str(li["quantity"])})
             changes.append(f"{li['name']} ({owner['sku'] or owner['id']}) {old}&rarr;{owner['stock_quantity']}")
         order["stock_reduced"] = True
@@ -1731,8 +1733,7 @@ class WooCommerceSandbox(SandboxStore):
                 continue
             old = owner["stock_quantity"] or 0
             owner["stock_quantity"] = old + int(reduced["value"])
-            self._sync_stock_status(owner)
-            self._touch(owner)
+            self._sync_stock_status(owner)  # direct postmeta UPDATE, as above: no date_modified
             changes.append(f"{li['name']} ({owner['sku'] or owner['id']}) {old}&rarr;{owner['stock_quantity']}")
         order["stock_reduced"] = False
         self._meta_update(order["meta_data"], [{"key": "_order_stock_reduced", "value": None}])

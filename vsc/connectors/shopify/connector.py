@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -16,11 +16,10 @@ from vsc.connectors.base import (
     ListingDraft,
     Location,
     Product,
-    StockLevel,
+    ProductFilter,
     StoreInfo,
     Variant,
     VariantDraft,
-    VariantRef,
     VariantUpdate,
 )
 from vsc.connectors.http import StoreSession, validate_store_url
@@ -113,6 +112,7 @@ def parse_product(
     if options == [_DEFAULT_OPTION[0]]:
         options = []
     variant_nodes = variants if variants is not None else (node.get("variants") or {}).get("nodes") or []
+    collections = [c for c in (node.get("collections") or {}).get("nodes") or [] if c and c.get("id")]
     return Product(
         id=node["id"],
         title=node.get("title") or "",
@@ -126,7 +126,14 @@ def parse_product(
         images=tuple(media if media is not None else _images(node.get("media"))),
         handle=node.get("handle"),
         updated_at=_dt(node.get("updatedAt")),
+        collections=tuple(str(c.get("title") or "") for c in collections),
+        collection_ids=tuple(str(c["id"]) for c in collections),
     )
+
+
+def _search_value(value: str) -> str:
+    """A value for a `query:` term, quoted so spaces and colons stay inside it."""
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
 def gid(kind: str, value: str) -> str:
@@ -147,6 +154,8 @@ class ShopifyConnector(OrdersMixin, FulfillmentMixin, InventoryMixin, Connector)
     can_write_listings = True
     can_cancel_orders = True
     can_update_orders = True
+    collections_name = "collections"
+    has_product_types = True
 
     def __init__(self, name: str, session: StoreSession, limiter: CostLimiter | None = None) -> None:
         super().__init__(name, session)
@@ -230,10 +239,33 @@ class ShopifyConnector(OrdersMixin, FulfillmentMixin, InventoryMixin, Connector)
         if since is not None:
             # Dates in search queries must be quoted (platforms/shopify.md §4).
             query = f"updated_at:>='{since.strftime('%Y-%m-%dT%H:%M:%SZ')}'"
+        return self._list_products(query, with_collections=False)
+
+    def list_products_matching(self, where: ProductFilter) -> Iterator[Product]:
+        """Products by Shopify's own search (`tag:`, `product_type:`, `status:`, `collection_id:`,
+        `updated_at:`); collection names (not ids) are matched by the caller, so collections are
+        read with the products whenever the filter names any."""
+        terms = []
+        if where.since is not None:
+            terms.append(f"updated_at:>='{where.since.strftime('%Y-%m-%dT%H:%M:%SZ')}'")
+        for field, values in (("tag", where.tags), ("product_type", where.product_types)):
+            if values:
+                terms.append("(" + " OR ".join(f"{field}:{_search_value(v)}" for v in values) + ")")
+        if where.statuses:
+            terms.append("(" + " OR ".join(f"status:{s}" for s in where.statuses) + ")")
+        numbers = [c.rsplit("/", 1)[-1] for c in where.collections]
+        if where.collections and all(n.isdigit() for n in numbers):
+            terms.append("(" + " OR ".join(f"collection_id:{n}" for n in numbers) + ")")
+        return self._list_products(" ".join(terms) or None, with_collections=bool(where.collections))
+
+    def _list_products(self, query: str | None, *, with_collections: bool) -> Iterator[Product]:
         after = None
         while True:
             try:
-                conn = self.client.execute("products_changed", {"first": self._page, "after": after, "query": query})
+                conn = self.client.execute(
+                    "products_changed",
+                    {"first": self._page, "after": after, "query": query, "withCollections": with_collections},
+                )
             except CostTooHigh:
                 if self._page == 1:
                     raise
@@ -253,7 +285,7 @@ class ShopifyConnector(OrdersMixin, FulfillmentMixin, InventoryMixin, Connector)
         while pending:
             chunk, rest = pending[: self._page], pending[self._page :]
             try:
-                nodes = self.client.execute("products_by_id", {"ids": chunk})["nodes"]
+                nodes = self.client.execute("products_by_id", {"ids": chunk, "withCollections": False})["nodes"]
             except CostTooHigh:
                 if self._page == 1:
                     raise
@@ -472,18 +504,6 @@ class ShopifyConnector(OrdersMixin, FulfillmentMixin, InventoryMixin, Connector)
             "productDelete"
         ]
         self.client.check_user_errors(result, "productDelete")
-
-    # -- stock ---------------------------------------------------------------------
-    def read_stock(self, refs: Iterable[VariantRef]) -> dict[VariantRef, StockLevel]:
-        wanted = list(refs)
-        products = self.get_products(sorted({r.product_id for r in wanted}))
-        out: dict[VariantRef, StockLevel] = {}
-        for ref in wanted:
-            product = products.get(ref.product_id)
-            variant = product.variant(ref.variant_id) if product else None
-            if variant is not None:
-                out[ref] = StockLevel(ref, variant.available, variant.inventory_item_id, variant.updated_at)
-        return out
 
 
 def idempotency_key(*parts: object) -> str:

@@ -1,0 +1,162 @@
+"""A small marketplace for integration tests: a merchant and one vendor on a chosen platform.
+
+The vendor adapter hides each sandbox's own Python API behind the same verbs
+(add a product, read stock, sell on the vendor's storefront, list the vendor's
+orders), so one test runs unchanged against Shopify, WooCommerce and
+Squarespace vendors. Everything else goes through the real CLI over HTTP.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from vsc.sandbox.shopify import ShopifySandbox
+from vsc.sandbox.squarespace import SquarespaceSandbox
+from vsc.sandbox.woocommerce import WooCommerceSandbox
+
+PLATFORMS = ("shopify", "woocommerce", "squarespace")
+
+
+@dataclass
+class VendorStore:
+    platform: str
+    store: Any
+    variants: dict[str, str] = field(default_factory=dict)  # sku → vendor variant id
+    products: dict[str, str] = field(default_factory=dict)  # sku → vendor product id
+
+    def add_shirt(self, stock: dict[str, int | None] | None = None) -> str:
+        """A shirt with sizes S and M (SKUs SH-S, SH-M); returns the product id."""
+        stock = stock if stock is not None else {"SH-S": 5, "SH-M": 3}
+        if self.platform == "shopify":
+            p = self.store.add_product(
+                "Linen Shirt",
+                options={"Size": ["S", "M"]},
+                variants=[
+                    {
+                        "sku": sku,
+                        "price": "40.00",
+                        "options": {"Size": sku[-1]},
+                        "available": qty or 0,
+                        **({"tracked": False} if qty is None else {}),
+                    }
+                    for sku, qty in stock.items()
+                ],
+            )
+            pid = p["id"]
+            for v in p["variants"]:
+                self.variants[v["sku"]] = v["id"]
+        elif self.platform == "woocommerce":
+            p = self.store.add_product(
+                "Linen Shirt",
+                attributes=[{"name": "Size", "options": [s[-1] for s in stock]}],
+                variations=[
+                    {"attributes": {"Size": sku[-1]}, "sku": sku, "price": "40.00", "stock": qty}
+                    for sku, qty in stock.items()
+                ],
+            )
+            pid = str(p["id"])
+            for vid in p["variations"]:
+                v = self.store.variation(vid)
+                self.variants[v["sku"]] = str(vid)
+        else:
+            p = self.store.add_product(
+                "Linen Shirt",
+                [
+                    {
+                        "sku": sku,
+                        "price": "40.00",
+                        "attributes": {"Size": sku[-1]},
+                        **({"unlimited": True} if qty is None else {"quantity": qty}),
+                    }
+                    for sku, qty in stock.items()
+                ],
+                variant_attributes=["Size"],
+            )
+            pid = p["id"]
+            for v in p["variants"]:
+                self.variants[v["sku"]] = v["id"]
+        for sku in stock:
+            self.products[sku] = pid
+        return pid
+
+    def stock(self, sku: str) -> int | None:
+        vid = self.variants[sku]
+        if self.platform == "shopify":
+            return self.store.available(vid)
+        if self.platform == "woocommerce":
+            return self.store.stock(int(vid))
+        return self.store.stock(vid)
+
+    def set_stock(self, sku: str, qty: int) -> None:
+        vid = self.variants[sku]
+        if self.platform == "shopify":
+            self.store.set_available(vid, None, qty)
+        elif self.platform == "woocommerce":
+            self.store.set_stock(int(vid), qty)
+        else:
+            self.store.set_stock(vid, qty)
+
+    def sell(self, sku: str, qty: int) -> None:
+        """A sale on the vendor's own storefront."""
+        vid = self.variants[sku]
+        if self.platform == "shopify":
+            self.store.place_order([(vid, qty)])
+        elif self.platform == "woocommerce":
+            self.store.place_order([(int(vid), qty)])
+        else:
+            self.store.place_order([(vid, qty)])
+
+    def orders(self) -> list[dict[str, Any]]:
+        return list(self.store.orders())
+
+
+@dataclass
+class Market:
+    merchant: ShopifySandbox
+    vendor: VendorStore
+
+    def merchant_variant(self, cli: Any, sku: str) -> str:
+        for link in cli("map", "list", "--json").json():
+            for v in link["variants"]:
+                if v["sku"] == sku:
+                    return v["merchant_variant_id"]
+        raise KeyError(sku)
+
+    def stop(self) -> None:
+        self.merchant.stop()
+        self.vendor.store.stop()
+
+
+def open_market(platform: str, cli: Any, monkeypatch: Any, *, settings: str = "") -> Market:
+    """Start the stores, `vsc init`, connect both, and write `settings` to vsc.yaml."""
+    merchant = ShopifySandbox(shop="mall").start()
+    monkeypatch.setenv("MALL_TOKEN", merchant.token)
+    if platform == "shopify":
+        store = ShopifySandbox(shop="acme").start()
+        monkeypatch.setenv("ACME_TOKEN", store.token)
+        connect = ["connect", "shopify", "acme", "--role", "vendor", "--shop", store.url, "--token-env", "ACME_TOKEN"]
+    elif platform == "woocommerce":
+        store = WooCommerceSandbox().start()
+        monkeypatch.setenv("CK", store.consumer_key)
+        monkeypatch.setenv("CS", store.consumer_secret)
+        connect = ["connect", "woocommerce", "acme", "--url", store.url, "--key-env", "CK", "--secret-env", "CS"]
+    else:
+        store = SquarespaceSandbox().start()
+        monkeypatch.setenv("SQ", store.api_key)
+        connect = ["connect", "squarespace", "acme", "--api-key-env", "SQ", "--api-url", store.url]
+    # Sandbox stores have no search-index lag, so pending pushes need not wait one out.
+    from vsc.connectors.shopify.orders import OrdersMixin
+
+    monkeypatch.setattr(OrdersMixin, "search_lag_seconds", 0.0)
+    assert cli("init").code == 0
+    r = cli("connect", "shopify", "mall", "--role", "merchant", "--shop", merchant.url, "--token-env", "MALL_TOKEN")
+    assert r.code == 0, r
+    r = cli(*connect)
+    assert r.code == 0, r
+    import os
+
+    db = os.environ["VSC_DB"]
+    with open(os.path.join(os.path.dirname(db), "vsc.yaml"), "w") as f:
+        f.write(settings)
+    return Market(merchant, VendorStore(platform, store))

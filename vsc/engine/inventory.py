@@ -1,0 +1,304 @@
+"""The inventory stream: the vendor's stock is the truth, and nothing oversells.
+
+For every linked variant the merchant's available quantity is
+
+    max(0, vendor_available - pending - buffer)
+
+where `pending` is the quantity of merchant orders for that variant not yet
+applied to the vendor's stock (orders waiting to be pushed, pushes not yet
+confirmed, direct stock moves not yet made) and `buffer` the `stock_buffer`
+setting. Writes to the merchant are compare-and-set (`changeFromQuantity` =
+the quantity vsc last saw there) and idempotent (`@idempotent(key:)`), 250 a
+call. A write refused as stale means a sale landed in between: vsc re-reads
+those items and plans them again in the same pass, holding back what was sold
+so the merchant never shows stock the vendor does not have.
+
+Defined behaviour for stock the vendor does not count:
+
+- untracked (WooCommerce `manage_stock: false`, Shopify `tracked: false`) and
+  unlimited (Squarespace `isUnlimited`): the merchant's quantity is left as it
+  is, or set to `untracked_quantity` when that setting is a number;
+- negative vendor stock (backorders) counts as 0.
+
+Reads are incremental: Shopify vendors by inventory levels updated since the
+cursor; WooCommerce by products saved and orders changed since the cursor
+(order stock moves do not touch a product's date_modified); Squarespace has no
+change feed for inventory, so its linked variants are read by id, 50 a call.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from vsc.config import Settings, VendorSettings
+from vsc.connectors.base import StockLevel, VariantRef
+from vsc.engine.actions import Action
+from vsc.state import VariantLink
+
+STREAM = "inventory"
+
+
+@dataclass(frozen=True)
+class VendorStock:
+    """What vsc knows of one vendor variant's stock: `seen` False means never read."""
+
+    seen: bool
+    available: int | None
+
+
+def target_quantity(vendor_available: int | None, pending: int, buffer: int, untracked: int | None) -> int | None:
+    """The merchant quantity for a vendor quantity, or None to leave the merchant's as it is."""
+    if vendor_available is None:
+        return untracked
+    return max(0, max(0, vendor_available) - pending - buffer)
+
+
+def plan(
+    vlinks: Sequence[VariantLink],
+    stock: dict[str, VendorStock],
+    pending: dict[str, int],
+    merchant_now: dict[str, int | None],
+    *,
+    vendor: str,
+    merchant: str,
+    location: str,
+    vs: VendorSettings,
+    settings: Settings,
+) -> list[Action]:
+    """The merchant stock writes for one vendor. Pure: no I/O.
+
+    `merchant_now` holds fresh merchant quantities (None: not stocked at `location`) for the
+    items whose merchant quantity vsc does not know; the others use what vsc last saw.
+    """
+    actions: list[Action] = []
+    for link in vlinks:
+        if link.state != "active" or not link.merchant_inventory_item_id:
+            continue
+        known = stock.get(link.vendor_variant_id)
+        if known is None or not known.seen:
+            continue
+        waiting = pending.get(link.vendor_variant_id, 0)
+        want = target_quantity(known.available, waiting, vs.stock_buffer, settings.untracked_quantity)
+        if want is None:
+            continue
+        item = link.merchant_inventory_item_id
+        fresh = link.merchant_location_id != location or link.merchant_available is None
+        current = merchant_now.get(item) if fresh else link.merchant_available
+        detail = {
+            "item": item,
+            "location": location,
+            "quantity": want,
+            "change_from": current,
+            "variant_link_id": link.id,
+            "vendor_available": known.available,
+            "pending": waiting,
+            "buffer": vs.stock_buffer,
+            "sku": link.sku,
+        }
+        if fresh and current is None:
+            actions.append(
+                Action(
+                    stream=STREAM,
+                    kind="activate",
+                    store=merchant,
+                    vendor=vendor,
+                    target=item,
+                    detail=detail,
+                    summary=f"stock {link.sku or link.merchant_variant_id} at the merchant location: {want}",
+                    key=f"stock:{item}:activate:{want}",
+                )
+            )
+        elif current != want:
+            actions.append(
+                Action(
+                    stream=STREAM,
+                    kind="set_quantity",
+                    store=merchant,
+                    vendor=vendor,
+                    target=item,
+                    detail=detail,
+                    summary=f"{link.sku or link.merchant_variant_id}: {current} → {want} (vendor {known.available}"
+                    + (f", {waiting} pending" if waiting else "")
+                    + (f", {vs.stock_buffer} held back" if vs.stock_buffer else "")
+                    + ")",
+                    key=f"stock:{item}:{want}:{current}",
+                )
+            )
+    return actions
+
+
+def restale(action: Action, actual: int | None) -> int:
+    """Plan a write again after a stale refusal: whatever was sold on the merchant in between
+    comes off the target too (the order is not yet counted as pending), so the merchant never
+    shows more than the vendor has; the next pass, counting that order, confirms the value."""
+    d = action.detail
+    sold = max(0, (d["change_from"] or 0) - (actual or 0))
+    return max(0, d["quantity"] - sold)
+
+
+# -- reading and applying ------------------------------------------------------------------
+
+
+def read_vendor_stock(ctx: Any, vendor: str, vlinks: Sequence[VariantLink], since: Any) -> dict[str, StockLevel]:
+    connector = ctx.connector(vendor)
+    refs = {v.vendor_variant_id: VariantRef(v.vendor_product_id, v.vendor_variant_id) for v in vlinks}
+    fresh: dict[str, StockLevel] = {}
+    changed = getattr(connector, "changed_stock", None)
+    if changed is not None and since is not None:
+        fresh = {vid: level for vid, level in changed(since).items() if vid in refs}
+        never = [refs[v.vendor_variant_id] for v in vlinks if not v.fingerprint.get("stock_seen")]
+        missing = [r for r in never if r.variant_id not in fresh]
+    else:
+        missing = list(refs.values())
+    if missing:
+        for ref, level in connector.read_stock(missing).items():
+            fresh[ref.variant_id] = level
+    return fresh
+
+
+def run(ctx: Any, vendor: str, pass_id: int | None, dry_run: bool) -> list[Action]:
+    """One inventory pass for one vendor."""
+    from vsc.engine import orders
+
+    state = ctx.state
+    vlinks = [v for v in state.variant_links(vendor=vendor) if v.state == "active"]
+    if not vlinks:
+        return []
+    merchant_row = ctx.merchant_row()
+    merchant = ctx.merchant()
+    location = ctx.merchant_location(vendor)
+    if location is None:
+        return []
+    old = state.cursor(vendor, STREAM)
+    now = ctx.clock()
+    since = old - timedelta(seconds=ctx.settings.overlap_seconds) if old else None
+    fresh = read_vendor_stock(ctx, vendor, vlinks, since)
+    stock = {
+        v.vendor_variant_id: VendorStock(True, fresh[v.vendor_variant_id].available)
+        if v.vendor_variant_id in fresh
+        else VendorStock(bool(v.fingerprint.get("stock_seen")), v.vendor_available)
+        for v in vlinks
+    }
+    pending = orders.unapplied_quantities(state, vendor)
+    unknown = [
+        v.merchant_inventory_item_id
+        for v in vlinks
+        if v.merchant_inventory_item_id and (v.merchant_available is None or v.merchant_location_id != location)
+    ]
+    merchant_now = merchant.available_at(unknown, location) if unknown else {}
+    actions = plan(
+        vlinks,
+        stock,
+        pending,
+        merchant_now,
+        vendor=vendor,
+        merchant=merchant_row.name,
+        location=location,
+        vs=ctx.settings.vendor(vendor),
+        settings=ctx.settings,
+    )
+    if dry_run:
+        return actions
+    by_id = {v.id: v for v in vlinks}
+    # What vsc read of the vendor is kept, so later passes plan from it without reading again.
+    with state.atomic():
+        for vid, level in fresh.items():
+            for v in vlinks:
+                if v.vendor_variant_id == vid and (
+                    v.vendor_available != level.available or not v.fingerprint.get("stock_seen")
+                ):
+                    state.update_variant_link(
+                        v.id, vendor_available=level.available, fingerprint={**v.fingerprint, "stock_seen": True}
+                    )
+        # Merchant quantities read fresh and already right are remembered too: the next pass
+        # compares against them, so a sale in between shows up as a stale write, never lost.
+        planned = {a.detail["variant_link_id"] for a in actions}
+        for v in vlinks:
+            item = v.merchant_inventory_item_id
+            if item in merchant_now and merchant_now[item] is not None and v.id not in planned:
+                state.update_variant_link(v.id, merchant_available=merchant_now[item], merchant_location_id=location)
+    failed = apply_all(ctx, actions, pass_id, by_id)
+    if not failed:
+        state.set_cursor(vendor, STREAM, now)
+    return actions
+
+
+def apply_all(ctx: Any, actions: list[Action], pass_id: int | None, by_id: dict[int, VariantLink]) -> bool:
+    """Send the stock writes: activations one by one, quantities 250 a call, journaled per item."""
+    from vsc.connectors.shopify.inventory import QuantityWrite
+
+    state = ctx.state
+    merchant = ctx.merchant()
+    failed = False
+    for action in [a for a in actions if a.kind == "activate"]:
+        from vsc.engine import execute
+
+        def activate(ctx: Any, a: Action) -> None:
+            d = a.detail
+            merchant.activate(d["item"], d["location"], d["quantity"])
+            state.update_variant_link(
+                d["variant_link_id"], merchant_available=d["quantity"], merchant_location_id=d["location"]
+            )
+
+        execute(ctx, action, pass_id, activate)
+        failed |= action.status == "failed"
+    sets = [a for a in actions if a.kind == "set_quantity"]
+    for start in range(0, len(sets), 250):
+        batch = sets[start : start + 250]
+        entries = {
+            a.key: state.journal_begin(
+                pass_id=pass_id,
+                store=a.store,
+                stream=STREAM,
+                kind=a.kind,
+                key=a.key,
+                target=a.target,
+                detail={"summary": a.summary, **a.detail},
+            )
+            for a in batch
+        }
+        writes = {
+            a.key: QuantityWrite(a.detail["item"], a.detail["location"], a.detail["quantity"], a.detail["change_from"])
+            for a in batch
+        }
+        try:
+            stale = {w.item_id for w in merchant.set_available(list(writes.values()), key=f"pass:{pass_id}")}
+            retry = [a for a in batch if a.detail["item"] in stale]
+            if retry:
+                actual = merchant.available_at([a.detail["item"] for a in retry], retry[0].detail["location"])
+                for a in retry:
+                    a.detail["quantity"] = restale(a, actual.get(a.detail["item"]))
+                    a.detail["change_from"] = actual.get(a.detail["item"])
+                    a.detail["stale"] = True
+                second = [
+                    QuantityWrite(a.detail["item"], a.detail["location"], a.detail["quantity"], a.detail["change_from"])
+                    for a in retry
+                ]
+                still = {w.item_id for w in merchant.set_available(second, key=f"pass:{pass_id}:again")}
+            else:
+                still = set()
+        except Exception as exc:  # the store failed this batch: each of its items is reported
+            message = str(exc)
+            for a in batch:
+                a.status, a.error = "failed", message
+                state.journal_finish(entries[a.key], status="failed", error=message)
+            failed = True
+            continue
+        with state.atomic():
+            for a in batch:
+                d = a.detail
+                if d["item"] in still:
+                    a.status = "failed"
+                    a.error = "the merchant's quantity kept changing under vsc (sales in progress); next pass"
+                    state.journal_finish(entries[a.key], status="failed", error=a.error)
+                    failed = True
+                    continue
+                a.status = "done"
+                state.update_variant_link(
+                    d["variant_link_id"], merchant_available=d["quantity"], merchant_location_id=d["location"]
+                )
+                state.journal_finish(entries[a.key], status="done", detail={"summary": a.summary, **d})
+    return failed

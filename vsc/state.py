@@ -1130,8 +1130,7 @@ class State:
         """Journal entries left `pending` by a pass that is no longer running (killed mid-write):
         the write may or may not have reached the store."""
         where = (
-            "j.status = 'pending' AND EXISTS (SELECT 1 FROM passes p WHERE p.id = j.pass_id "
-            "AND p.status != 'running')"
+            "j.status = 'pending' AND EXISTS (SELECT 1 FROM passes p WHERE p.id = j.pass_id AND p.status != 'running')"
         )
         args: list[Any] = []
         if store:

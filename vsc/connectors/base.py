@@ -310,6 +310,8 @@ class Connector:
     #: whether creating an order refuses lines the store has no stock for (WooCommerce does not:
     #: its stock just goes negative, so vsc checks first)
     refuses_oversold_orders: ClassVar[bool] = True
+    #: whether a pushed order that is not paid still takes the stock (WooCommerce: only once paid)
+    reduces_stock_unpaid: ClassVar[bool] = True
     #: what the platform calls groups of products ("collections", "categories"); None: it has none
     collections_name: ClassVar[str | None] = None
     #: whether products carry a product type the merchant can filter by

@@ -427,6 +427,8 @@ class WooCommerceConnector(Connector):
     stock_batch_size: ClassVar[int] = BATCH_SIZE
     # REST order creation never checks stock: with set_paid it reduces stock below zero [STOCK].
     refuses_oversold_orders = False
+    # Stock is reduced when the order is paid (set_paid / a paid status), not before [STOCK].
+    reduces_stock_unpaid = False
     can_cancel_orders: ClassVar[bool] = True
     can_update_orders: ClassVar[bool] = True
     collections_name: ClassVar[str | None] = "categories"

@@ -35,6 +35,7 @@ from typing import Any
 
 from vsc.config import Settings, VendorSettings
 from vsc.connectors.base import StockLevel, VariantRef
+from vsc.engine import brakes
 from vsc.engine.actions import Action
 from vsc.state import VariantLink
 
@@ -200,6 +201,10 @@ def run(ctx: Any, vendor: str, pass_id: int | None, dry_run: bool) -> list[Actio
         vs=ctx.settings.vendor(vendor),
         settings=ctx.settings,
     )
+    # A vendor whose full read came back with nothing, or whose plan would zero too much of its
+    # stock, is stopped here, before any write (vsc.engine.brakes).
+    full_read = since is None or getattr(ctx.connector(vendor), "changed_stock", None) is None
+    brakes.review(ctx, vendor, actions, stream=STREAM, empty_read=full_read and not fresh)
     if dry_run:
         return actions
     by_id = {v.id: v for v in vlinks}

@@ -569,6 +569,10 @@ def apply_action(ctx: Any, action: Action) -> None:
         attrs = {**(link.fingerprint.get("attributes") or {}), "accepts_marketing": d["accepts_marketing"]}
         state.update_order_link(link.id, fingerprint={**link.fingerprint, "attributes": attrs})
         return
+    if action.kind == "stock_applied":
+        link = state.order_link_by_id(d["link_id"])
+        state.update_order_link(link.id, fingerprint={**link.fingerprint, "stock_pending": False})
+        return
     if action.kind == "lines_changed":
         link = state.order_link_by_id(d["link_id"])
         state.update_order_link(link.id, fingerprint={**link.fingerprint, "lines_reported": d["signature"]})
@@ -651,7 +655,11 @@ def apply_push(ctx: Any, action: Action) -> None:
         vendor_order_id=created.id,
         vendor_order_name=created.name,
         lines=lines,
-        fingerprint={"attributes": d["attributes"]},
+        # An unpaid push that does not take the vendor's stock yet stays counted as pending.
+        fingerprint={
+            "attributes": d["attributes"],
+            "stock_pending": not draft.paid and not connector.reduces_stock_unpaid,
+        },
         note=None,
     )
     action.result = {"vendor_order_id": created.id, "recovered": found is not None}
@@ -748,6 +756,20 @@ def watch_vendor_orders(vendor: str, links: Sequence[OrderLink], vendor_orders: 
         order = vendor_orders.get(link.vendor_order_id or "")
         if order is None:
             continue
+        if link.fingerprint.get("stock_pending") and (order.financial_status or "") in ("paid", "partially_paid"):
+            actions.append(
+                Action(
+                    stream=STREAM,
+                    kind="stock_applied",
+                    store=vendor,
+                    vendor=vendor,
+                    write=False,
+                    target=link.merchant_order_id,
+                    detail={"link_id": link.id},
+                    summary=f"{vendor} took payment for order {link.vendor_order_name or link.vendor_order_id}: "
+                    "its stock is now taken",
+                )
+            )
         if not (order.cancelled_at or order.fulfillment_status == "cancelled"):
             continue
         name = link.vendor_order_name or link.vendor_order_id
@@ -856,7 +878,9 @@ def run(ctx: Any, vendor: str, pass_id: int | None, dry_run: bool) -> list[Actio
 def unapplied_quantities(state: Any, vendor: str) -> dict[str, int]:
     """Per vendor variant id, the quantity of merchant orders not yet applied to the vendor's stock."""
     out: dict[str, int] = {}
-    for link in state.order_links(vendor=vendor, states=UNAPPLIED):
+    links = state.order_links(vendor=vendor, states=UNAPPLIED)
+    links += [x for x in state.order_links(vendor=vendor, states=("pushed",)) if x.fingerprint.get("stock_pending")]
+    for link in links:
         for line in link.lines:
             out[line["vendor_variant_id"]] = out.get(line["vendor_variant_id"], 0) + int(line["quantity"])
     for move in state.stock_moves(vendor=vendor):

@@ -19,7 +19,7 @@ import os
 import tempfile
 from pathlib import Path
 
-from hypothesis import HealthCheck, settings
+from hypothesis import HealthCheck, Phase, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
@@ -177,12 +177,17 @@ class Market(RuleBasedStateMachine):
             for s in stores:
                 s.clear_faults()
         self.failed_pushes += sum(1 for a in result.actions if a.kind == "push" and a.status == "failed")
+        # A stock write the merchant store failed cannot lower its quantity: that link may show too
+        # much until the next pass, but never silently: the failure is in the pass result.
+        failed = {a.target for a in result.actions if a.stream == "inventory" and a.status == "failed"}
+        assert not failed or not result.ok
         self.ctx.close()
-        self.check_never_oversold()
+        self.check_never_oversold(excused=failed)
 
     # -- invariants ---------------------------------------------------------------------------------
-    def levels(self) -> list[tuple[int, int, int]]:
-        """(merchant available, vendor available, pending) for every link."""
+    def levels(self) -> list[tuple[int, int, int, str]]:
+        """(merchant available, vendor available, pending, merchant item) for every link."""
+        items = {(v.vendor, v.sku): v.merchant_inventory_item_id for v in self.state.variant_links()}
         out = []
         location = self.merchant.primary_location_id
         for name, vendor in self.vendors.items():
@@ -190,12 +195,19 @@ class Market(RuleBasedStateMachine):
             for sku in SKUS:
                 vid = vendor.variants[sku]
                 merchant = self.merchant.available(self.merchant_variant[(name, sku)], location)
-                out.append((merchant, vendor.stock(sku), pending.get(vid, 0)))
+                out.append((merchant, vendor.stock(sku), pending.get(vid, 0), items[(name, sku)]))
         return out
 
-    def check_never_oversold(self) -> None:
-        for merchant, vendor, pending in self.levels():
-            assert merchant <= max(0, vendor - pending - BUFFER), (merchant, vendor, pending)
+    def check_never_oversold(self, excused: set[str] = frozenset()) -> None:  # type: ignore[assignment]
+        for merchant, vendor, pending, item in self.levels():
+            if item in excused:
+                continue
+            assert merchant <= max(0, vendor - pending - BUFFER), (
+                merchant,
+                vendor,
+                pending,
+                getattr(self, "reports", None),
+            )
 
     @invariant()
     def pushed_at_most_once(self) -> None:
@@ -208,18 +220,23 @@ class Market(RuleBasedStateMachine):
         assert len(refs) == len(set(refs))
 
     def quiet_down(self) -> None:
+        reports = []
         for _ in range(3):
-            engine.sync(self.ctx)
+            result = engine.sync(self.ctx)
+            reports.append(result.errors + [a.summary for a in result.actions if a.status == "failed"])
             self.ctx.close()
+        self.reports = reports
         self.check_never_oversold()
-        for merchant, vendor, pending in self.levels():
+        for merchant, vendor, pending, _item in self.levels():
             assert merchant == max(0, vendor - pending - BUFFER), (merchant, vendor, pending)
         # No decrement lost or applied twice: the vendor's stock is its own history plus the
         # merchant orders pushed to it (cancelled ones given back).
         for name, vendor in self.vendors.items():
             for sku in SKUS:
                 pushed = 0
-                for link in self.state.order_links(vendor=name, states=("pushed",)):
+                # A cancellation vsc could only request by e-mail (Squarespace) still holds the
+                # stock until the vendor cancels in its own admin.
+                for link in self.state.order_links(vendor=name, states=("pushed", "cancel_requested")):
                     if link.fingerprint.get("stock_pending"):
                         continue  # WooCommerce takes an unpaid order's stock only once it is paid
                     pushed += sum(x["quantity"] for x in link.lines if x["vendor_variant_id"] == vendor.variants[sku])
@@ -230,6 +247,10 @@ Market.TestCase.settings = settings(
     max_examples=int(os.environ.get("VSC_MACHINE_EXAMPLES", "4")),
     stateful_step_count=10,
     deadline=None,
+    # Every example runs real HTTP stores: shrinking a failure would take minutes, and the same
+    # examples on every run keep CI reproducible (raise VSC_MACHINE_EXAMPLES to explore more).
+    phases=(Phase.explicit, Phase.reuse, Phase.generate),
+    derandomize=os.environ.get("VSC_MACHINE_RANDOM") is None,
     suppress_health_check=[HealthCheck.too_slow],
 )
 TestInventoryMachine = Market.TestCase

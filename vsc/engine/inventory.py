@@ -88,6 +88,14 @@ def plan(
         item = link.merchant_inventory_item_id
         fresh = link.merchant_location_id != location or link.merchant_available is None
         current = merchant_now.get(item) if fresh else link.merchant_available
+        if not fresh and merchant_now.get(item) is not None:
+            # The merchant's quantity changed since vsc last looked. Less than vsc expects: sales
+            # it has not seen as orders yet, held back. More: a hand edit, and the vendor rules.
+            actual = merchant_now[item]
+            assert actual is not None and current is not None
+            if actual < current:
+                want = max(0, want - (current - actual))
+            current = actual
         detail = {
             "item": item,
             "location": location,
@@ -184,10 +192,16 @@ def run(ctx: Any, vendor: str, pass_id: int | None, dry_run: bool) -> list[Actio
         for v in vlinks
     }
     pending = orders.unapplied_quantities(state, vendor)
+    changed_here = merchant.changed_item_ids(since) if since is not None else set()
     unknown = [
         v.merchant_inventory_item_id
         for v in vlinks
-        if v.merchant_inventory_item_id and (v.merchant_available is None or v.merchant_location_id != location)
+        if v.merchant_inventory_item_id
+        and (
+            v.merchant_available is None
+            or v.merchant_location_id != location
+            or v.merchant_inventory_item_id in changed_here
+        )
     ]
     merchant_now = merchant.available_at(unknown, location) if unknown else {}
     actions = plan(

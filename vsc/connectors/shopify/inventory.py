@@ -132,6 +132,18 @@ class InventoryMixin:
                 return out
             after = conn["pageInfo"]["endCursor"]
 
+    def changed_item_ids(self, since: datetime) -> set[str]:
+        """Ids of the inventory items whose quantities changed since `since`."""
+        query = f"updated_at:>='{since.strftime('%Y-%m-%dT%H:%M:%SZ')}'"
+        out: set[str] = set()
+        after = None
+        while True:
+            conn = self.client.execute("inventory_item_ids_changed", {"after": after, "query": query})["inventoryItems"]
+            out.update(n["id"] for n in conn["nodes"] if n)
+            if not conn["pageInfo"]["hasNextPage"]:
+                return out
+            after = conn["pageInfo"]["endCursor"]
+
     def available_at(self, item_ids: Sequence[str], location_id: str) -> dict[str, int | None]:
         """`available` of inventory items at one location; None where the item is not stocked there."""
         out: dict[str, int | None] = {}

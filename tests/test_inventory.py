@@ -235,3 +235,20 @@ def test_n_changes_leave_in_ceil_n_over_250_merchant_writes(cli, monkeypatch):
         assert m.merchant.count(write=True) == 0
     finally:
         m.stop()
+
+
+def test_which_vendor_locations_count_is_a_setting(cli, monkeypatch, isolated):
+    m = open_market("shopify", cli, monkeypatch)
+    try:
+        depot = m.vendor.store.add_location("Depot")["id"]
+        pid = m.vendor.add_shirt({"SH-S": 5, "SH-M": 3})
+        m.vendor.store.set_available(m.vendor.variants["SH-S"], depot, 4)
+        assert cli("map", "add", "acme", pid).code == 0
+        assert cli("sync").code == 0
+        assert merchant_available(m, cli, "SH-S") == 9  # every active location, summed
+        (isolated / "vsc.yaml").write_text("vendors:\n  acme: {stock_locations: [Depot]}\n")
+        m.vendor.store.set_available(m.vendor.variants["SH-S"], depot, 6)
+        assert cli("sync").code == 0
+        assert merchant_available(m, cli, "SH-S") == 6  # only the Depot counts now
+    finally:
+        m.stop()

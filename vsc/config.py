@@ -110,6 +110,8 @@ class VendorSettings:
     vendor_owns: tuple[str, ...] = DEFAULT_VENDOR_OWNS
     auto_variants: bool = False
     brake_share: Decimal = Decimal(50)
+    #: the vendor's own locations whose stock counts (Shopify vendors); None: every active one
+    stock_locations: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -302,6 +304,7 @@ GLOBAL_KEYS = (
     "vendors",
 )
 VENDOR_KEYS = (
+    "stock_locations",
     "order_push",
     "email",
     "stock_buffer",
@@ -463,6 +466,16 @@ def validate(data: Any, *, source: str = "settings") -> Settings:
                 v["vendor_owns"] = _fields(c, f"{where}.vendor_owns", vdata["vendor_owns"])
             if "brake_share" in vdata:
                 v["brake_share"] = _share(c, f"{where}.brake_share", vdata["brake_share"])
+            if "stock_locations" in vdata:
+                raw_locations = vdata["stock_locations"]
+                if (
+                    not isinstance(raw_locations, list)
+                    or not raw_locations
+                    or not all(isinstance(x, str) and x.strip() for x in raw_locations)
+                ):
+                    c.problem(f"{where}.stock_locations", "must be a list of location names or ids")
+                else:
+                    v["stock_locations"] = tuple(raw_locations)
             out[str(name)] = {k: val for k, val in v.items() if val is not None}
         values["vendors"] = out
     if c.problems:

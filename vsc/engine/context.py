@@ -36,7 +36,11 @@ class Context:
 
     def connector(self, name: str) -> Connector:
         if name not in self._connectors:
-            self._connectors[name] = self.opener(self.state.store(name), **self.session_kw)
+            connector = self.opener(self.state.store(name), **self.session_kw)
+            locations = self.settings.vendor(name).stock_locations
+            if locations and hasattr(connector, "stock_locations"):
+                connector.stock_locations = locations  # type: ignore[attr-defined]
+            self._connectors[name] = connector
         return self._connectors[name]
 
     def once(self, key: str, load: Callable[[], Any]) -> Any:

@@ -927,8 +927,9 @@ class State:
         key: str,
         target: str | None,
         detail: dict[str, Any] | None = None,
+        vendor: str | None = None,
     ) -> int:
-        """Record a write as pending before it is sent."""
+        """Record a write as pending before it is sent (`vendor`: the vendor it is about)."""
         return int(
             self.db["journal"]
             .insert(
@@ -936,6 +937,7 @@ class State:
                     "pass_id": pass_id,
                     "at": iso(now_utc()),
                     "store": store,
+                    "vendor": vendor,
                     "stream": stream,
                     "kind": kind,
                     "key": key,
@@ -1038,24 +1040,9 @@ class State:
         target: str | None,
         detail: dict[str, Any] | None = None,
     ) -> int:
-        """`journal_begin` that also records which vendor the write is about."""
-        return int(
-            self.db["journal"]
-            .insert(
-                {
-                    "pass_id": pass_id,
-                    "at": iso(now_utc()),
-                    "store": store,
-                    "vendor": vendor,
-                    "stream": stream,
-                    "kind": kind,
-                    "key": key,
-                    "target": target,
-                    "status": "pending",
-                    "detail": _dumps(detail),
-                }
-            )
-            .last_pk  # type: ignore[arg-type]
+        """`journal_begin` that names the vendor the write is about."""
+        return self.journal_begin(
+            pass_id=pass_id, store=store, vendor=vendor, stream=stream, kind=kind, key=key, target=target, detail=detail
         )
 
     @staticmethod

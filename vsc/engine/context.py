@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -95,7 +94,3 @@ class Context:
         for c in self._connectors.values():
             c.session.close()
         self._connectors.clear()
-
-
-def monotonic() -> float:
-    return time.monotonic()

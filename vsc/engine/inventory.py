@@ -269,6 +269,7 @@ def apply_all(ctx: Any, actions: list[Action], pass_id: int | None, by_id: dict[
         batch = sets[start : start + 250]
         entries = {
             a.key: state.journal_begin(
+                vendor=a.vendor,
                 pass_id=pass_id,
                 store=a.store,
                 stream=STREAM,

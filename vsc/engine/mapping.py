@@ -67,10 +67,6 @@ def check_publishable(product: Product) -> str | None:
     return None
 
 
-def _variant_fingerprint(variant: Variant) -> dict[str, Any]:
-    return variant_values(variant)
-
-
 def _record_links(
     ctx: Context,
     vendor: str,
@@ -92,7 +88,7 @@ def _record_links(
             merchant_inventory_item_id=mv.inventory_item_id,
             sku=vv.sku,
             barcode=vv.barcode,
-            fingerprint=_variant_fingerprint(vv),
+            fingerprint=variant_values(vv),
             merchant_available=available.get(mv.id),
         )
     return link

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import hashlib
 import re
 from collections.abc import Iterator, Sequence
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
-from urllib.parse import urlsplit
 
 from vsc.connectors.base import (
     Connector,
@@ -504,12 +502,3 @@ class ShopifyConnector(OrdersMixin, FulfillmentMixin, InventoryMixin, Connector)
             "productDelete"
         ]
         self.client.check_user_errors(result, "productDelete")
-
-
-def idempotency_key(*parts: object) -> str:
-    """A deterministic key for an action: the same action always sends the same key."""
-    return hashlib.sha256("|".join(str(p) for p in parts).encode()).hexdigest()[:40]
-
-
-def host_of(url: str) -> str:
-    return urlsplit(url).netloc

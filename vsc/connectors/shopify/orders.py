@@ -161,7 +161,7 @@ class OrdersMixin:
         return None
 
     def create_order(self, draft: OrderDraft) -> Order:
-        tags = [*draft.tags, marker_tag(draft.marker)]
+        tags = [*draft.tags, draft.marker]  # the marker is also a tag (filter `tag:`)
         line_items = []
         for line in draft.lines:
             line_items.append(
@@ -269,7 +269,3 @@ class OrdersMixin:
                 ]
         result = self.client.execute("order_update", {"input": data}, mutation=True, idempotent=True)["orderUpdate"]
         self.client.check_user_errors(result, "orderUpdate")
-
-
-def marker_tag(marker: str) -> str:
-    return marker

@@ -126,6 +126,8 @@ class Settings:
     merchant_location: str | None = None
     overlap_seconds: int = 300
     lock_wait_seconds: Decimal = Decimal(10)
+    #: how many vendor stores a pass reads at the same time
+    concurrency: int = 8
     brake_share: Decimal = Decimal(50)
     brake_min_variants: int = 3
     tracking_notify_customer: bool = False
@@ -297,6 +299,7 @@ GLOBAL_KEYS = (
     "merchant_location",
     "overlap_seconds",
     "lock_wait_seconds",
+    "concurrency",
     "brake_share",
     "brake_min_variants",
     "tracking_notify_customer",
@@ -366,6 +369,12 @@ def validate(data: Any, *, source: str = "settings") -> Settings:
             c.problem("lock_wait_seconds", f"must be 0 or more, not {v}")
         elif v is not None:
             values["lock_wait_seconds"] = v
+    if "concurrency" in data:
+        v = c.integer("concurrency", data["concurrency"], minimum=1)
+        if v is not None and v > 64:
+            c.problem("concurrency", f"must be at most 64, not {v}")
+        elif v is not None:
+            values["concurrency"] = v
     if "brake_share" in data:
         v = _share(c, "brake_share", data["brake_share"])
         if v is not None:

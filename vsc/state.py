@@ -225,6 +225,13 @@ def _m0003(db: sqlite_utils.Database) -> None:
     )
 
 
+@migrations(name="0004_stock_echo")
+def _m0004(db: sqlite_utils.Database) -> None:
+    # The merchant's `updatedAt` of a linked inventory item as of vsc's last write or read of it:
+    # an item listed as changed since the cursor at no later time is vsc's own echo, not read again.
+    db["variant_links"].add_column("merchant_stock_at", str)
+
+
 def now_utc() -> datetime:
     return datetime.now(UTC)
 
@@ -296,6 +303,8 @@ class VariantLink:
     merchant_available: int | None = None
     vendor_available: int | None = None
     merchant_location_id: str | None = None
+    #: the merchant item's updatedAt when vsc last wrote or read its quantity (ISO text)
+    merchant_stock_at: str | None = None
 
 
 @dataclass(frozen=True)
@@ -531,6 +540,7 @@ class State:
             merchant_available=r["merchant_available"],
             vendor_available=r.get("vendor_available"),
             merchant_location_id=r.get("merchant_location_id"),
+            merchant_stock_at=r.get("merchant_stock_at"),
         )
 
     def add_product_link(

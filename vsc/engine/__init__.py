@@ -11,13 +11,14 @@ vendors go on.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import socket
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from vsc import notify
@@ -131,16 +132,45 @@ def _with_result(action: Action) -> dict[str, Any] | None:
     return {"summary": action.summary, **action.detail, "result": action.result}
 
 
+def _catalog_inputs(ctx: Context, vendor: str) -> tuple[list[Any], datetime | None, datetime | None, bool]:
+    """The vendor's live product links, its catalog cursor, where reads start, and whether the
+    sweep is due (read once per pass: the prefetch and the run see the same)."""
+
+    def load() -> tuple[list[Any], datetime | None, datetime | None, bool]:
+        state = ctx.state
+        links = [link for link in state.product_links(vendor) if link.state != "vendor_deleted"]
+        old = state.cursor(vendor, catalog.STREAM)
+        since = old - timedelta(seconds=ctx.settings.overlap_seconds) if old else None
+        return links, old, since, catalog.sweep_due(ctx, vendor, ctx.now())
+
+    return ctx.once(f"catalog-inputs:{vendor}", load)  # type: ignore[no-any-return]
+
+
+def prefetch_catalog(ctx: Context, vendors: Sequence[str]) -> dict[str, Callable[[], Any]]:
+    """Each vendor's catalog read, to run at the same time as the others'."""
+    jobs: dict[str, Callable[[], Any]] = {}
+    now = ctx.now()
+    for vendor in vendors:
+        links, _, since, sweep = _catalog_inputs(ctx, vendor)
+        if links:
+            jobs[f"catalog-read:{vendor}"] = functools.partial(
+                catalog.read_vendor, ctx, vendor, links, since=since, now=now, sweep=sweep
+            )
+    return jobs
+
+
 def run_catalog(ctx: Context, vendor: str, pass_id: int | None, dry_run: bool) -> list[Action]:
     state = ctx.state
-    links = [link for link in state.product_links(vendor) if link.state != "vendor_deleted"]
+    links, old, since, sweep = _catalog_inputs(ctx, vendor)
+    ctx.cache.pop(f"catalog-inputs:{vendor}", None)
     if not links:
         return []
     merchant = ctx.merchant_row().name
-    old = state.cursor(vendor, catalog.STREAM)
-    now = ctx.clock()
-    since = old - timedelta(seconds=ctx.settings.overlap_seconds) if old else None
-    changed, deleted, swept = catalog.read_vendor(ctx, vendor, links, since=since, now=now)
+    now = ctx.now()
+    changed, deleted, swept = ctx.once(
+        f"catalog-read:{vendor}", lambda: catalog.read_vendor(ctx, vendor, links, since=since, now=now, sweep=sweep)
+    )
+    ctx.cache.pop(f"catalog-read:{vendor}", None)
     vlinks: dict[int, list[Any]] = {}
     for v in state.variant_links(vendor=vendor):
         vlinks.setdefault(v.product_link_id, []).append(v)
@@ -167,6 +197,15 @@ RUNNERS: dict[str, Callable[[Context, str, int | None, bool], list[Action]]] = {
     "orders": orders.run,
     "inventory": inventory.run,
     "tracking": tracking.run,
+}
+
+#: each stream's reads of all the pass's vendors, run at the same time before the stream runs
+#: (`Context.prefetch`); the stream then finds them with `Context.once`
+PREFETCH: dict[str, Callable[[Context, Sequence[str]], dict[str, Callable[[], Any]]]] = {
+    "catalog": prefetch_catalog,
+    "orders": orders.prefetch,
+    "inventory": inventory.prefetch,
+    "tracking": tracking.prefetch,
 }
 
 
@@ -232,6 +271,7 @@ def _run_pass(
 ) -> PassResult:
     result = PassResult(dry_run=dry_run)
     ctx.cache.clear()  # reads are shared within one pass, never across passes
+    ctx.pass_started = ctx.clock()
     result.pass_id = ctx.state.begin_pass(dry_run=dry_run)
     ctx.state.annotate_pass(
         result.pass_id,
@@ -249,6 +289,7 @@ def _run_pass(
         if force and not dry_run:
             for name in gate.release(r.name for r in vendors):
                 log.warning("released the safety brake on %s (--force)", name)
+        active: list[str] = []
         for row in vendors:
             held = None if force else gate.held(row.name)
             if held is not None:
@@ -259,26 +300,49 @@ def _run_pass(
                 outcome[row.name] = "stopped"
                 if not dry_run:
                     continue
-            for stream in wanted:
+            active.append(row.name)
+        # Stream by stream over all vendors: each stream's reads of every vendor run at the same
+        # time (`concurrency` at once), then the stream plans and writes vendor by vendor.
+        halted: set[str] = set()
+        for stream in wanted:
+            names = [n for n in active if n not in halted and n not in gate.stopped]
+            if not names:
+                continue
+            if should_stop is not None and should_stop():
+                result.stopped = True
+                break
+            _prefetch(ctx, stream, names)
+            plans: list[inventory.StockPlan] = []
+            for name in names:
                 if should_stop is not None and should_stop():
                     result.stopped = True
                     break
-                if row.name in gate.stopped:
-                    break
+                if name in gate.stopped:
+                    continue
                 if progress is not None:
-                    progress(row.name, stream)
+                    progress(name, stream)
                 try:
-                    actions = RUNNERS[stream](ctx, row.name, result.pass_id, dry_run)
+                    if stream == inventory.STREAM:
+                        # Planned now, written below with the other vendors' writes.
+                        plan = inventory.plan_vendor(ctx, name, dry_run)
+                        actions = plan.actions if plan is not None else []
+                        if plan is not None:
+                            plans.append(plan)
+                    else:
+                        actions = RUNNERS[stream](ctx, name, result.pass_id, dry_run)
                 except brakes.BrakeEngaged as exc:
-                    outcome[row.name] = "stopped"
+                    outcome[name] = "stopped"
                     result.errors.append(f"{exc}. {exc.hint}")
-                    break
+                    halted.add(name)
+                    continue
                 except VscError as exc:
-                    log.debug("%s/%s failed", row.name, stream, exc_info=True)
-                    result.errors.append(f"{row.name} ({stream}): {exc}")
-                    outcome.setdefault(row.name, "failed")
+                    log.debug("%s/%s failed", name, stream, exc_info=True)
+                    result.errors.append(f"{name} ({stream}): {exc}")
+                    outcome.setdefault(name, "failed")
                     continue
                 result.actions += actions
+            if plans and not dry_run:
+                inventory.apply_plans(ctx, plans, result.pass_id)
             if result.stopped:
                 break
         for finding in gate.findings:
@@ -291,6 +355,8 @@ def _run_pass(
                 result.errors.append(message)
     finally:
         brakes.uninstall(ctx)
+        ctx.pass_started = None
+        ctx.cache.clear()
     for a in result.actions:
         if a.status == "failed":
             result.errors.append(f"{a.vendor or a.store}: {a.summary}: {a.error}")
@@ -316,6 +382,7 @@ def _run_pass(
             "throttled": delta["throttled"],
             "http_429": delta["status_429"],
             "http_5xx": sum(n for k, n in delta.items() if k.startswith("status_5")),
+            "cost_points": delta["cost_points"],
         }
     ctx.state.annotate_pass(result.pass_id, stores=stores)
     status = "ok" if result.ok else "failed"
@@ -326,6 +393,25 @@ def _run_pass(
         errors=result.errors,
     )
     return result
+
+
+def _prefetch(ctx: Context, stream: str, vendors: list[str]) -> None:
+    """Run the stream's reads of these vendors at the same time. Connectors open here, on the
+    pass's thread; a store that cannot be opened or read fails later, where its stream asks."""
+    ready = []
+    for name in vendors:
+        try:
+            ctx.connector(name)
+            ready.append(name)
+        except VscError:
+            continue
+    try:
+        ctx.merchant()
+        jobs = PREFETCH[stream](ctx, ready)
+    except VscError as exc:
+        log.debug("no reads ahead for %s: %s", stream, exc)
+        return
+    ctx.prefetch(jobs)
 
 
 def _store_stats(ctx: Context) -> dict[str, Counter[str]]:

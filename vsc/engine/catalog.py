@@ -422,10 +422,24 @@ def _vendor_prices(data: dict[str, Any]) -> dict[str, Any]:
     return {"price": data.get("vendor_price"), "compare_at_price": data.get("vendor_compare_at_price")}
 
 
+def sweep_due(ctx: Any, vendor: str, now: datetime) -> bool:
+    """Whether the hourly check of linked products by id is due (platforms without a deletion feed)."""
+    last_sweep = ctx.state.cursor(vendor, "catalog-sweep")
+    return last_sweep is None or (now - last_sweep).total_seconds() >= SWEEP_SECONDS
+
+
 def read_vendor(
-    ctx: Any, vendor: str, links: Sequence[ProductLink], *, since: datetime | None, now: datetime
+    ctx: Any,
+    vendor: str,
+    links: Sequence[ProductLink],
+    *,
+    since: datetime | None,
+    now: datetime,
+    sweep: bool | None = None,
 ) -> tuple[dict[str, Product], set[str], bool]:
-    """What changed on the vendor: (changed linked products, deleted linked ids, swept?)."""
+    """What changed on the vendor: (changed linked products, deleted linked ids, swept?).
+
+    Network reads only when `sweep` is given (so it can run on a reader thread)."""
     connector = ctx.connector(vendor)
     linked = {link.vendor_product_id for link in links}
     if since is None:
@@ -435,8 +449,7 @@ def read_vendor(
     deleted_ids = connector.list_deleted_product_ids(since)
     swept = False
     if deleted_ids is None:
-        last_sweep = ctx.state.cursor(vendor, "catalog-sweep")
-        if last_sweep is None or (now - last_sweep).total_seconds() >= SWEEP_SECONDS:
+        if sweep if sweep is not None else sweep_due(ctx, vendor, now):
             present = connector.get_products(sorted(linked - set(changed)))
             changed.update({pid: p for pid, p in present.items() if pid not in changed})
             deleted = linked - set(changed)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -12,6 +14,15 @@ from vsc.connectors import open_connector
 from vsc.connectors.base import Connector, Location
 from vsc.errors import UsageError
 from vsc.state import State, StoreRow, now_utc
+
+log = logging.getLogger("vsc.engine")
+
+
+@dataclass(frozen=True)
+class _Failed:
+    """A prefetched read that raised: `once` raises it again where the stream asks for it."""
+
+    error: BaseException
 
 
 @dataclass
@@ -32,6 +43,15 @@ class Context:
     #: reads shared by the streams of one pass (e.g. the merchant's changed orders)
     cache: dict[str, Any] = field(default_factory=dict)
     _locations: dict[str, list[Location]] = field(default_factory=dict)
+    #: when the running pass started: every stream's cursor moves to this time
+    pass_started: datetime | None = None
+
+    def now(self) -> datetime:
+        """The pass's start time during a pass (the cursor every stream moves to), else the clock.
+
+        One time for the whole pass is conservative (it is earlier than any read of the pass),
+        and it lets streams that read the same feed since the same cursor share that read."""
+        return self.pass_started or self.clock()
 
     def connector(self, name: str) -> Connector:
         if name not in self._connectors:
@@ -43,10 +63,38 @@ class Context:
         return self._connectors[name]
 
     def once(self, key: str, load: Callable[[], Any]) -> Any:
-        """The value of `load()`, read at most once per pass."""
+        """The value of `load()`, read at most once per pass (or already read by `prefetch`)."""
         if key not in self.cache:
             self.cache[key] = load()
-        return self.cache[key]
+        value = self.cache[key]
+        if isinstance(value, _Failed):
+            del self.cache[key]  # asked again later in the pass, it is read again
+            raise value.error
+        return value
+
+    def prefetch(self, jobs: dict[str, Callable[[], Any]]) -> None:
+        """Run reads at the same time, `concurrency` at once, and keep their results for `once`.
+
+        Each job must only read over the network (no database access: the database belongs
+        to the thread running the pass) and use one store's connector, which no other job of
+        the same call uses. A job that raises keeps its error, raised where `once` asks."""
+        todo = {k: job for k, job in jobs.items() if k not in self.cache}
+        if not todo:
+            return
+        if len(todo) == 1 or self.settings.concurrency <= 1:
+            for key, job in todo.items():
+                self.cache[key] = _run(job)
+            return
+        workers = min(self.settings.concurrency, len(todo))
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="vsc-read") as pool:
+            futures = {key: pool.submit(_run, job) for key, job in todo.items()}
+            for key, future in futures.items():
+                self.cache[key] = future.result()
+
+    def open_connectors(self, names: list[str]) -> None:
+        """Open these stores' connectors now, on this thread (before reads run on others)."""
+        for name in names:
+            self.connector(name)
 
     def merchant_row(self) -> StoreRow:
         row = self.state.merchant()
@@ -94,3 +142,11 @@ class Context:
         for c in self._connectors.values():
             c.session.close()
         self._connectors.clear()
+
+
+def _run(job: Callable[[], Any]) -> Any:
+    try:
+        return job()
+    except Exception as exc:  # kept and raised where the stream asks for the value
+        log.debug("a prefetched read failed", exc_info=True)
+        return _Failed(exc)

@@ -28,16 +28,16 @@ change feed for inventory, so its linked variants are read by id, 50 a call.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from vsc.config import Settings, VendorSettings
 from vsc.connectors.base import StockLevel, VariantRef
 from vsc.engine import brakes
 from vsc.engine.actions import Action
-from vsc.state import VariantLink
+from vsc.state import VariantLink, iso, parse_iso
 
 STREAM = "inventory"
 
@@ -168,23 +168,103 @@ def read_vendor_stock(ctx: Any, vendor: str, vlinks: Sequence[VariantLink], sinc
     return fresh
 
 
+@dataclass
+class StockPlan:
+    """One vendor's planned merchant stock writes, waiting to be sent with the other vendors'."""
+
+    vendor: str
+    actions: list[Action]
+    by_id: dict[int, VariantLink]
+    now: datetime
+
+
+def _inputs(ctx: Any, vendor: str) -> tuple[list[VariantLink], datetime | None]:
+    """The vendor's active variant links and the time its inventory reads start from (read once
+    per pass: the prefetch and the plan of one pass see the same)."""
+
+    def load() -> tuple[list[VariantLink], datetime | None]:
+        vlinks = [v for v in ctx.state.variant_links(vendor=vendor) if v.state == "active"]
+        old = ctx.state.cursor(vendor, STREAM)
+        since = old - timedelta(seconds=ctx.settings.overlap_seconds) if old else None
+        return vlinks, since
+
+    return ctx.once(f"inventory-inputs:{vendor}", load)  # type: ignore[no-any-return]
+
+
+def prefetch(ctx: Any, vendors: Sequence[str]) -> dict[str, Callable[[], Any]]:
+    """The reads of this stage, to run at the same time: each vendor's stock, and the merchant
+    items changed since the earliest of the vendors' cursors (one read for all vendors)."""
+    jobs: dict[str, Callable[[], Any]] = {}
+    sinces = []
+    for vendor in vendors:
+        vlinks, since = _inputs(ctx, vendor)
+        if not vlinks:
+            continue
+        jobs[f"inventory-read:{vendor}"] = lambda vendor=vendor, vlinks=vlinks, since=since: read_vendor_stock(
+            ctx, vendor, vlinks, since
+        )
+        if since is not None:
+            sinces.append(since)
+    if sinces:
+        since = min(sinces)
+        ctx.cache["inventory-merchant-since"] = since
+        merchant = ctx.merchant()
+        jobs["inventory-merchant-changed"] = lambda: merchant.changed_item_ids(since)
+    return jobs
+
+
+def _merchant_changed(ctx: Any, since: datetime) -> dict[str, datetime | None]:
+    """Merchant items changed since the earliest vendor cursor of the pass (read once)."""
+    shared = ctx.cache.get("inventory-merchant-since")
+    if shared is None or shared > since:
+        ctx.cache["inventory-merchant-since"] = since
+        ctx.cache.pop("inventory-merchant-changed", None)
+        shared = since
+    return ctx.once("inventory-merchant-changed", lambda: ctx.merchant().changed_item_ids(shared))  # type: ignore[no-any-return]
+
+
+def _echo(link: VariantLink, changed_at: datetime | None) -> bool:
+    """Whether a merchant item listed as changed only shows vsc's own last write or read: its
+    `updatedAt` is no later than the one vsc recorded then. (Whole seconds: a sale in the very
+    second of vsc's write is not re-read here, but it is an order the orders stream counts, and
+    the next write's compare-and-set refuses a quantity that moved.)"""
+    if changed_at is None or not link.merchant_stock_at:
+        return False
+    seen = parse_iso(link.merchant_stock_at)
+    return seen is not None and changed_at <= seen
+
+
 def run(ctx: Any, vendor: str, pass_id: int | None, dry_run: bool) -> list[Action]:
-    """One inventory pass for one vendor."""
+    """One inventory pass for one vendor (the engine runs `plan_vendor` for every vendor, then
+    `apply_plans` once, so the merchant's writes carry several vendors' items)."""
+    ctx.prefetch(prefetch(ctx, [vendor]))
+    plan_ = plan_vendor(ctx, vendor, dry_run)
+    if plan_ is None:
+        return []
+    if not dry_run:
+        apply_plans(ctx, [plan_], pass_id)
+    return plan_.actions
+
+
+def plan_vendor(ctx: Any, vendor: str, dry_run: bool) -> StockPlan | None:
+    """Read (or take the prefetched read of) one vendor's stock and plan its merchant writes.
+
+    What was read is recorded at once (outside a dry run), so later passes plan from it."""
     from vsc.engine import orders
 
     state = ctx.state
-    vlinks = [v for v in state.variant_links(vendor=vendor) if v.state == "active"]
+    vlinks, since = _inputs(ctx, vendor)
+    ctx.cache.pop(f"inventory-inputs:{vendor}", None)  # links change once writes are made
     if not vlinks:
-        return []
+        return None
     merchant_row = ctx.merchant_row()
     merchant = ctx.merchant()
     location = ctx.merchant_location(vendor)
     if location is None:
-        return []
-    old = state.cursor(vendor, STREAM)
-    now = ctx.clock()
-    since = old - timedelta(seconds=ctx.settings.overlap_seconds) if old else None
-    fresh = read_vendor_stock(ctx, vendor, vlinks, since)
+        return None
+    now = ctx.now()
+    fresh = ctx.once(f"inventory-read:{vendor}", lambda: read_vendor_stock(ctx, vendor, vlinks, since))
+    ctx.cache.pop(f"inventory-read:{vendor}", None)
     stock = {
         v.vendor_variant_id: VendorStock(True, fresh[v.vendor_variant_id].available)
         if v.vendor_variant_id in fresh
@@ -192,7 +272,7 @@ def run(ctx: Any, vendor: str, pass_id: int | None, dry_run: bool) -> list[Actio
         for v in vlinks
     }
     pending = orders.unapplied_quantities(state, vendor)
-    changed_here = merchant.changed_item_ids(since) if since is not None else set()
+    changed_here = _merchant_changed(ctx, since) if since is not None else {}
     unknown = [
         v.merchant_inventory_item_id
         for v in vlinks
@@ -200,7 +280,10 @@ def run(ctx: Any, vendor: str, pass_id: int | None, dry_run: bool) -> list[Actio
         and (
             v.merchant_available is None
             or v.merchant_location_id != location
-            or v.merchant_inventory_item_id in changed_here
+            or (
+                v.merchant_inventory_item_id in changed_here
+                and not _echo(v, changed_here[v.merchant_inventory_item_id])
+            )
         )
     ]
     merchant_now = merchant.available_at(unknown, location) if unknown else {}
@@ -219,16 +302,17 @@ def run(ctx: Any, vendor: str, pass_id: int | None, dry_run: bool) -> list[Actio
     # stock, is stopped here, before any write (vsc.engine.brakes).
     full_read = since is None or getattr(ctx.connector(vendor), "changed_stock", None) is None
     brakes.review(ctx, vendor, actions, stream=STREAM, empty_read=full_read and not fresh)
-    if dry_run:
-        return actions
     by_id = {v.id: v for v in vlinks}
+    if dry_run:
+        return StockPlan(vendor, actions, by_id, now)
     # What vsc read of the vendor is kept, so later passes plan from it without reading again.
+    by_vendor_id: dict[str, list[VariantLink]] = {}
+    for v in vlinks:
+        by_vendor_id.setdefault(v.vendor_variant_id, []).append(v)
     with state.atomic():
         for vid, level in fresh.items():
-            for v in vlinks:
-                if v.vendor_variant_id == vid and (
-                    v.vendor_available != level.available or not v.fingerprint.get("stock_seen")
-                ):
+            for v in by_vendor_id.get(vid, ()):
+                if v.vendor_available != level.available or not v.fingerprint.get("stock_seen"):
                     state.update_variant_link(
                         v.id, vendor_available=level.available, fingerprint={**v.fingerprint, "stock_seen": True}
                     )
@@ -238,20 +322,37 @@ def run(ctx: Any, vendor: str, pass_id: int | None, dry_run: bool) -> list[Actio
         for v in vlinks:
             item = v.merchant_inventory_item_id
             if item in merchant_now and merchant_now[item] is not None and v.id not in planned:
-                state.update_variant_link(v.id, merchant_available=merchant_now[item], merchant_location_id=location)
+                seen_at = changed_here.get(item)
+                state.update_variant_link(
+                    v.id,
+                    merchant_available=merchant_now[item],
+                    merchant_location_id=location,
+                    **({"merchant_stock_at": iso(seen_at)} if seen_at else {}),
+                )
+    return StockPlan(vendor, actions, by_id, now)
+
+
+def apply_plans(ctx: Any, plans: Sequence[StockPlan], pass_id: int | None) -> None:
+    """Send every vendor's planned writes: activations one by one, quantities 250 a call with
+    items of all vendors mixed (so the merchant's writes are at their floor however the changes
+    spread over vendors), journaled per item; each vendor whose writes all went through moves
+    its cursor."""
+    actions = [a for p in plans for a in p.actions]
+    by_id = {k: v for p in plans for k, v in p.by_id.items()}
     failed = apply_all(ctx, actions, pass_id, by_id)
-    if not failed:
-        state.set_cursor(vendor, STREAM, now)
-    return actions
+    for p in plans:
+        if p.vendor not in failed:
+            ctx.state.set_cursor(p.vendor, STREAM, p.now)
 
 
-def apply_all(ctx: Any, actions: list[Action], pass_id: int | None, by_id: dict[int, VariantLink]) -> bool:
-    """Send the stock writes: activations one by one, quantities 250 a call, journaled per item."""
+def apply_all(ctx: Any, actions: list[Action], pass_id: int | None, by_id: dict[int, VariantLink]) -> set[str]:
+    """Send the stock writes: activations one by one, quantities 250 a call, journaled per item.
+    Returns the vendors with a write that failed."""
     from vsc.connectors.shopify.inventory import QuantityWrite
 
     state = ctx.state
     merchant = ctx.merchant()
-    failed = False
+    failed: set[str] = set()
     for action in [a for a in actions if a.kind == "activate"]:
         from vsc.engine import execute
 
@@ -263,8 +364,9 @@ def apply_all(ctx: Any, actions: list[Action], pass_id: int | None, by_id: dict[
             )
 
         execute(ctx, action, pass_id, activate)
-        failed |= action.status == "failed"
-    sets = [a for a in actions if a.kind == "set_quantity"]
+        if action.status == "failed":
+            failed.add(action.vendor or "")
+    sets = _interleave([a for a in actions if a.kind == "set_quantity"])
     for start in range(0, len(sets), 250):
         batch = sets[start : start + 250]
         entries = {
@@ -284,28 +386,37 @@ def apply_all(ctx: Any, actions: list[Action], pass_id: int | None, by_id: dict[
             a.key: QuantityWrite(a.detail["item"], a.detail["location"], a.detail["quantity"], a.detail["change_from"])
             for a in batch
         }
+        at = None
         try:
-            stale = {w.item_id for w in merchant.set_available(list(writes.values()), key=f"pass:{pass_id}")}
+            first = merchant.set_available(list(writes.values()), key=f"pass:{pass_id}")
+            at = first.at
+            stale = {w.item_id for w in first.stale}
             retry = [a for a in batch if a.detail["item"] in stale]
-            if retry:
-                actual = merchant.available_at([a.detail["item"] for a in retry], retry[0].detail["location"])
-                for a in retry:
+            still: set[str] = set()
+            for location in sorted({a.detail["location"] for a in retry}):
+                here = [a for a in retry if a.detail["location"] == location]
+                actual = merchant.available_at([a.detail["item"] for a in here], location)
+                for a in here:
                     a.detail["quantity"] = restale(a, actual.get(a.detail["item"]))
                     a.detail["change_from"] = actual.get(a.detail["item"])
                     a.detail["stale"] = True
-                second = [
-                    QuantityWrite(a.detail["item"], a.detail["location"], a.detail["quantity"], a.detail["change_from"])
-                    for a in retry
-                ]
-                still = {w.item_id for w in merchant.set_available(second, key=f"pass:{pass_id}:again")}
-            else:
-                still = set()
+                second = merchant.set_available(
+                    [
+                        QuantityWrite(
+                            a.detail["item"], a.detail["location"], a.detail["quantity"], a.detail["change_from"]
+                        )
+                        for a in here
+                    ],
+                    key=f"pass:{pass_id}:again:{location}",
+                )
+                still |= {w.item_id for w in second.stale}
+                at = second.at or at
         except Exception as exc:  # the store failed this batch: each of its items is reported
             message = str(exc)
             for a in batch:
                 a.status, a.error = "failed", message
                 state.journal_finish(entries[a.key], status="failed", error=message)
-            failed = True
+                failed.add(a.vendor or "")
             continue
         with state.atomic():
             for a in batch:
@@ -314,11 +425,27 @@ def apply_all(ctx: Any, actions: list[Action], pass_id: int | None, by_id: dict[
                     a.status = "failed"
                     a.error = "the merchant's quantity kept changing under vsc (sales in progress); next pass"
                     state.journal_finish(entries[a.key], status="failed", error=a.error)
-                    failed = True
+                    failed.add(a.vendor or "")
                     continue
                 a.status = "done"
                 state.update_variant_link(
-                    d["variant_link_id"], merchant_available=d["quantity"], merchant_location_id=d["location"]
+                    d["variant_link_id"],
+                    merchant_available=d["quantity"],
+                    merchant_location_id=d["location"],
+                    merchant_stock_at=iso(at),
                 )
                 state.journal_finish(entries[a.key], status="done", detail={"summary": a.summary, **d})
     return failed
+
+
+def _interleave(actions: list[Action]) -> list[Action]:
+    """The vendors' writes in turn (one of each vendor, then the next of each...), so that when
+    the merchant's budget runs short every vendor's changes are on their way, not one vendor's."""
+    queues: dict[str, list[Action]] = {}
+    for a in actions:
+        queues.setdefault(a.vendor or "", []).append(a)
+    out: list[Action] = []
+    lists = list(queues.values())
+    for i in range(max((len(q) for q in lists), default=0)):
+        out += [q[i] for q in lists if i < len(q)]
+    return out

@@ -452,12 +452,44 @@ def plan_stock_moves(
 def merchant_orders(ctx: Any, since: datetime) -> dict[str, Order]:
     """The merchant's orders changed since `since`, read once per pass for all vendors."""
     key = "merchant-orders"
-    cached = ctx.cache.get(key)
-    if cached is not None and cached[0] <= since:
-        return cached[1]
-    orders = {o.id: o for o in ctx.merchant().list_orders(since)}
-    ctx.cache[key] = (since, orders)
-    return orders
+
+    def load(since: datetime = since) -> tuple[datetime, dict[str, Order]]:
+        return since, {o.id: o for o in ctx.merchant().list_orders(since)}
+
+    cached = ctx.once(key, load)
+    if cached[0] <= since:
+        return dict(cached[1])
+    ctx.cache[key] = load()
+    return dict(ctx.cache[key][1])
+
+
+def _since(ctx: Any, vendor: str) -> datetime | None:
+    """Where this vendor's orders reads start: its cursor (or its first link) minus the overlap."""
+    old = ctx.state.cursor(vendor, STREAM) or ctx.state.first_link_time(vendor)
+    return old - timedelta(seconds=ctx.settings.overlap_seconds) if old else None
+
+
+def prefetch(ctx: Any, vendors: Sequence[str]) -> dict[str, Any]:
+    """The reads of this stream, to run at the same time: the merchant's orders changed since
+    the earliest vendor cursor (one read for all vendors), and the orders of each vendor that
+    has pushed orders to watch."""
+    jobs: dict[str, Any] = {}
+    sinces = []
+    for vendor in vendors:
+        since = _since(ctx, vendor)
+        if since is None:
+            continue
+        sinces.append(since)
+        if ctx.settings.vendor(vendor).order_push and ctx.state.order_links(
+            vendor=vendor, states=("pushed", "cancel_requested")
+        ):
+            connector = ctx.connector(vendor)
+            jobs[f"vendor-orders:{vendor}"] = lambda c=connector, s=since: list(c.list_orders(s))
+    if sinces:
+        since = min(sinces)
+        merchant = ctx.merchant()
+        jobs["merchant-orders"] = lambda: (since, {o.id: o for o in merchant.list_orders(since)})
+    return jobs
 
 
 def account_merchant_stock(state: Any, lines: Sequence[dict[str, Any]], sign: int) -> None:
@@ -809,18 +841,15 @@ def run(ctx: Any, vendor: str, pass_id: int | None, dry_run: bool) -> list[Actio
     from vsc.engine import execute
 
     state = ctx.state
-    old = state.cursor(vendor, STREAM)
-    if old is None:
-        # Orders are followed from the moment the vendor's first product was linked; orders from
-        # before that are never pushed.
-        first = state.first_link_time(vendor)
-        if first is None:
-            return []
-        old = first
+    # Orders are followed from the moment the vendor's first product was linked; orders from
+    # before that are never pushed.
+    since = _since(ctx, vendor)
+    if since is None:
+        return []
     merchant = ctx.merchant_row().name
-    now = ctx.clock()
-    since = old - timedelta(seconds=ctx.settings.overlap_seconds)
-    vlinks = {v.merchant_variant_id: v for v in state.variant_links()}
+    now = ctx.now()
+    # Every vendor's links, read once per pass (orders hold lines of several vendors).
+    vlinks = ctx.once("orders-variant-links", lambda: {v.merchant_variant_id: v for v in state.variant_links()})
     orders = merchant_orders(ctx, since)
     vs = ctx.settings.vendor(vendor)
     connector = ctx.connector(vendor)

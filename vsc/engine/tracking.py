@@ -626,7 +626,7 @@ def select_links(
     state = ctx.state
     if since is not None:
         try:
-            changed = {o.id: o.updated_at for o in ctx.connector(vendor).list_orders(since)}
+            changed = ctx.once(f"tracking-changed:{vendor}", lambda: _changed_orders(ctx.connector(vendor), since))
         except Unsupported:
             changed = None
         if changed is not None:
@@ -645,6 +645,26 @@ def select_links(
     return chosen, {}
 
 
+def _changed_orders(connector: Any, since: datetime) -> dict[str, datetime | None]:
+    return {o.id: o.updated_at for o in connector.list_orders(since)}
+
+
+def _since(ctx: Any, vendor: str) -> datetime | None:
+    old = ctx.state.cursor(vendor, STREAM)
+    return old - timedelta(seconds=ctx.settings.overlap_seconds) if old else None
+
+
+def prefetch(ctx: Any, vendors: Sequence[str]) -> dict[str, Any]:
+    """Each vendor's orders changed since its cursor, to read at the same time as the others'."""
+    jobs: dict[str, Any] = {}
+    for vendor in vendors:
+        since = _since(ctx, vendor)
+        if since is not None and candidate_links(ctx.state, vendor):
+            connector = ctx.connector(vendor)
+            jobs[f"tracking-changed:{vendor}"] = lambda c=connector, s=since: _changed_orders(c, s)
+    return jobs
+
+
 def run(ctx: Any, vendor: str, pass_id: int | None, dry_run: bool) -> list[Action]:
     """One pass of the tracking stream for one vendor (shape of `engine.run_catalog`)."""
     from vsc.engine import catalog, execute
@@ -655,8 +675,8 @@ def run(ctx: Any, vendor: str, pass_id: int | None, dry_run: bool) -> list[Actio
         return []
     merchant = ctx.merchant_row().name
     old = state.cursor(vendor, STREAM)
-    now = ctx.clock()
-    since = old - timedelta(seconds=ctx.settings.overlap_seconds) if old else None
+    now = ctx.now()
+    since = _since(ctx, vendor)
     chosen, stamps = select_links(ctx, vendor, links, since)
     connector = ctx.connector(vendor)
     actions: list[Action] = []

@@ -167,6 +167,9 @@ class ShopifyClient:
                 self.limiter.update(cost["throttleStatus"])
             if cost.get("requestedQueryCost") is not None:
                 self._costs[name] = float(cost["requestedQueryCost"])
+            # Points spent, for `vsc status` and the benchmarks: the budget is the real limit.
+            if cost.get("actualQueryCost") is not None:
+                self.session.stats["cost_points"] += int(cost["actualQueryCost"])
             errors = payload.get("errors")
             if errors:
                 codes = {((e.get("extensions") or {}).get("code")) for e in errors if isinstance(e, dict)}

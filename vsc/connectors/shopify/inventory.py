@@ -38,6 +38,15 @@ class QuantityWrite:
     change_from: int | None
 
 
+@dataclass(frozen=True)
+class StockWrites:
+    """What `set_available` did: the writes refused as stale, and when the store applied the rest
+    (its own clock, as the items' `updatedAt` will show it)."""
+
+    stale: list[QuantityWrite]
+    at: datetime | None
+
+
 def _key(*parts: object) -> str:
     return hashlib.sha256("|".join(str(p) for p in parts).encode()).hexdigest()[:48]
 
@@ -132,14 +141,14 @@ class InventoryMixin:
                 return out
             after = conn["pageInfo"]["endCursor"]
 
-    def changed_item_ids(self, since: datetime) -> set[str]:
-        """Ids of the inventory items whose quantities changed since `since`."""
+    def changed_item_ids(self, since: datetime) -> dict[str, datetime | None]:
+        """The inventory items whose quantities changed since `since`, with their `updatedAt`."""
         query = f"updated_at:>='{since.strftime('%Y-%m-%dT%H:%M:%SZ')}'"
-        out: set[str] = set()
+        out: dict[str, datetime | None] = {}
         after = None
         while True:
             conn = self.client.execute("inventory_item_ids_changed", {"after": after, "query": query})["inventoryItems"]
-            out.update(n["id"] for n in conn["nodes"] if n)
+            out.update((n["id"], _dt(n.get("updatedAt"))) for n in conn["nodes"] if n)
             if not conn["pageInfo"]["hasNextPage"]:
                 return out
             after = conn["pageInfo"]["endCursor"]
@@ -171,10 +180,12 @@ class InventoryMixin:
         )["inventoryActivate"]
         self.client.check_user_errors(result, "inventoryActivate")
 
-    def set_available(self, writes: Sequence[QuantityWrite], *, key: str) -> list[QuantityWrite]:
+    def set_available(self, writes: Sequence[QuantityWrite], *, key: str) -> StockWrites:
         """Compare-and-set `available`, up to 250 a call. Returns the writes refused as stale (their
-        batch changed nothing: re-read and plan them again); other refusals raise `UserErrors`."""
+        batch changed nothing: re-read and plan them again) and the store's time of the last
+        applied batch; other refusals raise `UserErrors`."""
         stale: list[QuantityWrite] = []
+        at: datetime | None = None
         for i in range(0, len(writes), BATCH):
             batch = list(writes[i : i + BATCH])
             quantities = [
@@ -208,7 +219,9 @@ class InventoryMixin:
                     stale += batch
                     continue
                 raise
-        return stale
+            group = result.get("inventoryAdjustmentGroup") or {}
+            at = _dt(group.get("createdAt")) or at
+        return StockWrites(stale, at)
 
     def adjust_stock(self, deltas: Sequence[tuple[VariantRef, int]], *, key: str) -> None:
         """Move a vendor's stock by deltas once per `key`: a sale comes out of the counted location

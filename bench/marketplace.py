@@ -1,0 +1,375 @@
+"""A whole marketplace on the sandbox stores, at the platforms' real limits (issue 7).
+
+Builds a Shopify merchant and N vendors (Shopify, WooCommerce and Squarespace in turn),
+each with P products of V variants, then measures, through the real `vsc` command:
+
+1. the first publish (`vsc map add VENDOR --all --yes`, one command per vendor);
+2. the settling pass (the first `vsc sync`, which reads everything once);
+3. an idle pass (nothing changed anywhere);
+4. a pass after 1 % of the vendor variants changed stock;
+5. a pass after 100 new merchant orders holding vendor items.
+
+For each: requests per store (merchant; vendors summed and per platform), Shopify cost
+points spent, throttled responses, wall time, CPU time and peak memory of the `vsc`
+process (os.wait4 rusage of the child), and each request count divided by its floor.
+
+Limits are the platforms' real ones: the merchant and Shopify vendors on the Standard
+plan (2,000-point bucket restoring 100 points a second), Squarespace at 300 requests a
+minute and 100 order creations an hour, WooCommerce without a limit (it has none of its
+own). The sandbox stores run in this process; `vsc` runs as a child process, so its CPU
+and memory are its own.
+
+Run:  python bench/marketplace.py --vendors 200 --products 25 --variants 10
+(the default; about 50,000 links). `--markdown` prints the RESULTS.md table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import random
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from vsc.connectors.shopify import ShopifyConnector  # noqa: E402
+from vsc.connectors.squarespace import SquarespaceConnector  # noqa: E402
+from vsc.connectors.woocommerce import WooCommerceConnector  # noqa: E402
+from vsc.engine.stores import SecretInput, connect  # noqa: E402
+from vsc.sandbox.shopify import ShopifySandbox  # noqa: E402
+from vsc.sandbox.squarespace import SquarespaceSandbox  # noqa: E402
+from vsc.sandbox.woocommerce import WooCommerceSandbox  # noqa: E402
+from vsc.state import State  # noqa: E402
+
+PLATFORMS = ("shopify", "woocommerce", "squarespace")
+#: the most stock writes one request carries, per merchant platform (Shopify inventorySetQuantities)
+MERCHANT_BATCH = 250
+
+
+@dataclass
+class Vendor:
+    name: str
+    platform: str
+    store: Any
+    #: vendor variant id → a callable setting its stock
+    stock: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Phase:
+    name: str
+    rc: int
+    wall: float
+    cpu: float
+    peak_mb: float
+    merchant: Counter[str]
+    vendors: dict[str, Counter[str]]
+    detail: dict[str, Any] = field(default_factory=dict)
+
+
+def seed_vendor(v: Vendor, products: int, variants: int) -> None:
+    """P products of V variants (one option, values V0..), 5 in stock each."""
+    for p in range(products):
+        values = [f"V{i}" for i in range(variants)]
+        skus = [f"{v.name}-P{p}-{i}" for i in range(variants)]
+        if v.platform == "shopify":
+            made = v.store.add_product(
+                f"{v.name} product {p}",
+                options={"N": values},
+                variants=[
+                    {"sku": s, "price": "10.00", "options": {"N": val}, "available": 5} for s, val in zip(skus, values)
+                ],
+            )
+            for var in made["variants"]:
+                v.stock[var["id"]] = lambda q, vid=var["id"]: v.store.set_available(vid, None, q)
+        elif v.platform == "woocommerce":
+            made = v.store.add_product(
+                f"{v.name} product {p}",
+                attributes=[{"name": "N", "options": values}],
+                variations=[
+                    {"attributes": {"N": val}, "sku": s, "price": "10.00", "stock": 5} for s, val in zip(skus, values)
+                ],
+            )
+            for vid in made["variations"]:
+                v.stock[str(vid)] = lambda q, vid=vid: v.store.set_stock(vid, q)
+        else:
+            made = v.store.add_product(
+                f"{v.name} product {p}",
+                [{"sku": s, "price": "10.00", "attributes": {"N": val}, "quantity": 5} for s, val in zip(skus, values)],
+                variant_attributes=["N"],
+            )
+            for var in made["variants"]:
+                v.stock[var["id"]] = lambda q, vid=var["id"]: v.store.set_stock(vid, q)
+
+
+class Market:
+    """The sandbox stores, the state database and the environment `vsc` runs with."""
+
+    def __init__(self, vendors: int, products: int, variants: int, concurrency: int | None) -> None:
+        self.dir = Path(tempfile.mkdtemp(prefix="vsc-market-"))
+        self.db = self.dir / "vsc.db"
+        self.config = self.dir / "vsc.yaml"
+        self.env = {**os.environ, "VSC_DB": str(self.db), "VSC_CONFIG": str(self.config)}
+        self.env.pop("VSC_DEBUG", None)
+        self.merchant = ShopifySandbox(shop="mall").start()  # Standard: 2,000 points, 100 a second
+        self.env["VSC_BENCH_MALL"] = self.merchant.token
+        state = State.create(self.db)
+        os.environ.update(self.env)
+        connect(
+            state,
+            platform="shopify",
+            name="mall",
+            role="merchant",
+            url=self.merchant.url,
+            inputs=[SecretInput("token", None, "VSC_BENCH_MALL", "--token-env")],
+            build=lambda s: ShopifyConnector.open("mall", self.merchant.url, s["token"]),
+        )
+        self.vendors: list[Vendor] = []
+        for i in range(vendors):
+            platform = PLATFORMS[i % 3]
+            name = f"v{i:03d}"
+            store: Any
+            if platform == "shopify":
+                store = ShopifySandbox(shop=name).start()
+                self.env[f"VSC_BENCH_{i}"] = store.token
+                inputs = [SecretInput("token", None, f"VSC_BENCH_{i}", "--token-env")]
+                build = lambda s, st=store, n=name: ShopifyConnector.open(n, st.url, s["token"])  # noqa: E731
+            elif platform == "woocommerce":
+                store = WooCommerceSandbox().start()
+                self.env[f"VSC_BENCH_{i}_K"] = store.consumer_key
+                self.env[f"VSC_BENCH_{i}_S"] = store.consumer_secret
+                inputs = [
+                    SecretInput("key", None, f"VSC_BENCH_{i}_K", "--key-env"),
+                    SecretInput("secret", None, f"VSC_BENCH_{i}_S", "--secret-env"),
+                ]
+                build = lambda s, st=store, n=name: WooCommerceConnector.open(n, st.url, s["key"], s["secret"])  # noqa: E731
+            else:
+                store = SquarespaceSandbox(site=name).start()  # 300 requests a minute, 100 orders an hour
+                self.env[f"VSC_BENCH_{i}"] = store.api_key
+                inputs = [SecretInput("api_key", None, f"VSC_BENCH_{i}", "--api-key-env")]
+                build = lambda s, st=store, n=name: SquarespaceConnector.open(n, s["api_key"], st.url)  # noqa: E731
+            os.environ.update(self.env)
+            connect(state, platform=platform, name=name, role="vendor", url=store.url, inputs=inputs, build=build)
+            v = Vendor(name, platform, store)
+            # The catalog was made an hour ago, as a real one would be: a pass right after the
+            # seeding should not see it as a change inside the overlap window.
+            store.clock = lambda: time.time() - 3600
+            seed_vendor(v, products, variants)
+            store.clock = time.time
+            self.vendors.append(v)
+        state.close()
+        lines = ["# vsc benchmark settings", "overlap_seconds: 300"]
+        if concurrency is not None:
+            lines.append(f"concurrency: {concurrency}")
+        self.config.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        os.chmod(self.config, 0o600)
+
+    def stores(self) -> list[Any]:
+        return [self.merchant, *(v.store for v in self.vendors)]
+
+    def reset(self) -> None:
+        for s in self.stores():
+            s.reset_requests()
+
+    def run(self, name: str, commands: list[list[str]]) -> Phase:
+        """Run vsc commands one after the other; the phase's numbers are their sums (peak: max)."""
+        self.reset()
+        before = self._pass_ids()
+        wall = cpu = peak = 0.0
+        rc = 0
+        for args in commands:
+            out = self.dir / "out.json"
+            started = time.perf_counter()
+            with open(out, "wb") as fh:
+                proc = subprocess.Popen([sys.executable, "-m", "vsc", *args], env=self.env, stdout=fh, stderr=fh)
+                _, status, usage = os.wait4(proc.pid, 0)
+                proc.returncode = os.waitstatus_to_exitcode(status)
+            wall += time.perf_counter() - started
+            cpu += usage.ru_utime + usage.ru_stime
+            peak = max(peak, usage.ru_maxrss / 1024)  # kilobytes on Linux
+            if proc.returncode:
+                rc = proc.returncode
+                print(f"  {' '.join(args)} exited {proc.returncode}: {out.read_text()[-2000:]}", file=sys.stderr)
+        merchant = self._counts(self.merchant)
+        vendors = {v.name: self._counts(v.store) for v in self.vendors}
+        phase = Phase(name, rc, wall, cpu, peak, merchant, vendors)
+        ops: Counter[str] = Counter()
+        for platform, store in [("merchant", self.merchant), *((v.platform, v.store) for v in self.vendors)]:
+            for r in store.requests:
+                what = r.operation or re.sub(r"/[0-9a-f-]{6,}|/\d+", "/ID", r.path)
+                ops[f"{platform} {r.method} {what}"] += 1
+        phase.detail["operations"] = dict(ops.most_common())
+        phase.detail["passes"] = self._passes_since(before)
+        return phase
+
+    @staticmethod
+    def _counts(store: Any) -> Counter[str]:
+        c: Counter[str] = Counter()
+        for r in store.requests:
+            c["writes" if r.write else "reads"] += 1
+            if r.status == 429:
+                c["http_429"] += 1
+        return c
+
+    def _pass_ids(self) -> int:
+        state = State.open(self.db)
+        try:
+            passes = state.passes(limit=1)
+            return int(passes[0]["id"]) if passes else 0
+        finally:
+            state.close()
+
+    def _passes_since(self, pass_id: int) -> list[dict[str, Any]]:
+        state = State.open(self.db)
+        try:
+            return [p for p in state.passes(limit=10) if int(p["id"]) > pass_id]
+        finally:
+            state.close()
+
+    def links(self) -> list[dict[str, Any]]:
+        state = State.open(self.db)
+        try:
+            return [
+                {
+                    "vendor": v.vendor,
+                    "vendor_variant_id": v.vendor_variant_id,
+                    "merchant_variant_id": v.merchant_variant_id,
+                }
+                for v in state.variant_links()
+            ]
+        finally:
+            state.close()
+
+    def stop(self) -> None:
+        for s in self.stores():
+            s.stop()
+
+
+def sync_stats(phase: Phase) -> dict[str, int]:
+    """Throttled responses and cost points vsc itself counted (from the pass records)."""
+    out: Counter[str] = Counter()
+    for p in phase.detail.get("passes", []):
+        for name, s in (p.get("stores") or {}).items():
+            out["throttled"] += int(s.get("throttled") or 0)
+            out["http_429"] += int(s.get("http_429") or 0)
+            if name == "mall":
+                out["merchant_cost"] += int(s.get("cost_points") or 0)
+            else:
+                out["vendor_cost"] += int(s.get("cost_points") or 0)
+    return dict(out)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--vendors", type=int, default=200)
+    ap.add_argument("--products", type=int, default=25)
+    ap.add_argument("--variants", type=int, default=10)
+    ap.add_argument("--orders", type=int, default=100)
+    ap.add_argument("--change", type=float, default=1.0, help="percent of vendor variants whose stock changes")
+    ap.add_argument("--concurrency", type=int, default=None, help="the `concurrency` setting (default: vsc's)")
+    ap.add_argument("--seed", type=int, default=7)
+    ap.add_argument("--operations", action="store_true", help="list the requests of each phase by operation")
+    ap.add_argument("--json", action="store_true", help="print the raw numbers as JSON too")
+    args = ap.parse_args()
+    rng = random.Random(args.seed)
+
+    t0 = time.perf_counter()
+    market = Market(args.vendors, args.products, args.variants, args.concurrency)
+    print(f"built {args.vendors} vendors in {time.perf_counter() - t0:.0f} s", file=sys.stderr)
+    phases: list[Phase] = []
+    try:
+        phases.append(market.run("first publish", [["map", "add", v.name, "--all", "--yes"] for v in market.vendors]))
+        links = market.links()
+        print(f"published: {len(links)} links", file=sys.stderr)
+        phases.append(market.run("settling pass", [["sync", "--json"]]))
+        time.sleep(1.1)  # later changes are strictly after the cursors
+        phases.append(market.run("idle pass", [["sync", "--json"]]))
+        time.sleep(1.1)
+        changes = rng.sample(links, max(1, round(len(links) * args.change / 100)))
+        by_name = {v.name: v for v in market.vendors}
+        for link in changes:
+            by_name[link["vendor"]].stock[link["vendor_variant_id"]](rng.choice([0, 1, 2, 3, 4, 6, 7, 8, 9]))
+        phase = market.run("1 % stock pass", [["sync", "--json"]])
+        phase.detail["changes"] = len(changes)
+        phases.append(phase)
+        time.sleep(1.1)
+        for link in rng.sample(links, args.orders):
+            market.merchant.place_order([(link["merchant_variant_id"], 1)], email="buyer@example.com")
+        phase = market.run("100 orders pass", [["sync", "--json"]])
+        phase.detail["orders"] = args.orders
+        phases.append(phase)
+        time.sleep(1.1)
+        phases.append(market.run("idle pass after orders", [["sync", "--json"]]))
+    finally:
+        market.stop()
+    report(args, phases)
+
+
+def report(args: argparse.Namespace, phases: list[Phase]) -> None:
+    n = args.vendors
+    print(
+        f"\n{n} vendors × {args.products} products × {args.variants} variants = "
+        f"{n * args.products * args.variants} links\n"
+    )
+    print(
+        "| phase | exit | merchant reads | merchant writes | vendor reads (sum) | vendor writes (sum) "
+        "| merchant cost points | throttled | HTTP 429 | wall (s) | CPU (s) | peak memory (MB) |"
+    )
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    for p in phases:
+        s = sync_stats(p)
+        vr = sum(c["reads"] for c in p.vendors.values())
+        vw = sum(c["writes"] for c in p.vendors.values())
+        print(
+            f"| {p.name} | {p.rc} | {p.merchant['reads']} | {p.merchant['writes']} | {vr} | {vw} | "
+            f"{s.get('merchant_cost', '–')} | {s.get('throttled', 0)} | {s.get('http_429', 0)} | "
+            f"{p.wall:.1f} | {p.cpu:.2f} | {p.peak_mb:.0f} |"
+        )
+    print()
+    print("| phase | platform | vendor reads per store (min–max) | vendor writes per store (min–max) |")
+    print("| --- | --- | --- | --- |")
+    for p in phases:
+        for platform in PLATFORMS:
+            names = [f"v{i:03d}" for i in range(n) if PLATFORMS[i % 3] == platform]
+            if not names:
+                continue
+            reads = [p.vendors[x]["reads"] for x in names]
+            writes = [p.vendors[x]["writes"] for x in names]
+            print(f"| {p.name} | {platform} | {min(reads)}–{max(reads)} | {min(writes)}–{max(writes)} |")
+    stock = next((p for p in phases if p.name.startswith("1 %")), None)
+    if stock is not None:
+        floor = math.ceil(stock.detail["changes"] / MERCHANT_BATCH)
+        print(
+            f"\n1 % pass: {stock.detail['changes']} changes; merchant writes {stock.merchant['writes']} "
+            f"/ floor {floor} = {stock.merchant['writes'] / floor:.2f}"
+        )
+    if args.operations:
+        for p in phases:
+            print(f"\n{p.name}:")
+            for what, count in p.detail["operations"].items():
+                print(f"  {count:6d}  {what}")
+    if args.json:
+        print(
+            json.dumps(
+                [
+                    {**p.__dict__, "merchant": dict(p.merchant), "vendors": {k: dict(v) for k, v in p.vendors.items()}}
+                    for p in phases
+                ],
+                default=str,
+                indent=1,
+            )
+        )
+
+
+if __name__ == "__main__":
+    main()

@@ -87,7 +87,8 @@ def seed_vendor(v: Vendor, products: int, variants: int) -> None:
                 f"{v.name} product {p}",
                 options={"N": values},
                 variants=[
-                    {"sku": s, "price": "10.00", "options": {"N": val}, "available": 5} for s, val in zip(skus, values)
+                    {"sku": s, "price": "10.00", "options": {"N": val}, "available": 5}
+                    for s, val in zip(skus, values, strict=True)
                 ],
             )
             for var in made["variants"]:
@@ -97,7 +98,8 @@ def seed_vendor(v: Vendor, products: int, variants: int) -> None:
                 f"{v.name} product {p}",
                 attributes=[{"name": "N", "options": values}],
                 variations=[
-                    {"attributes": {"N": val}, "sku": s, "price": "10.00", "stock": 5} for s, val in zip(skus, values)
+                    {"attributes": {"N": val}, "sku": s, "price": "10.00", "stock": 5}
+                    for s, val in zip(skus, values, strict=True)
                 ],
             )
             for vid in made["variations"]:
@@ -105,7 +107,10 @@ def seed_vendor(v: Vendor, products: int, variants: int) -> None:
         else:
             made = v.store.add_product(
                 f"{v.name} product {p}",
-                [{"sku": s, "price": "10.00", "attributes": {"N": val}, "quantity": 5} for s, val in zip(skus, values)],
+                [
+                    {"sku": s, "price": "10.00", "attributes": {"N": val}, "quantity": 5}
+                    for s, val in zip(skus, values, strict=True)
+                ],
                 variant_attributes=["N"],
             )
             for var in made["variants"]:

@@ -19,7 +19,7 @@ import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -230,6 +230,9 @@ def _m0004(db: sqlite_utils.Database) -> None:
     # The merchant's `updatedAt` of a linked inventory item as of vsc's last write or read of it:
     # an item listed as changed since the cursor at no later time is vsc's own echo, not read again.
     db["variant_links"].add_column("merchant_stock_at", str)
+    # What a store is like and changes rarely (its locations, its API's abilities), kept between
+    # runs so a pass need not ask again each time; each entry says when it was read.
+    db["store_facts"].create({"store": str, "facts": str, "read_at": str}, pk="store")
 
 
 def now_utc() -> datetime:
@@ -906,6 +909,22 @@ class State:
             {"store": store, "stream": stream, "value": iso(value), "updated_at": iso(now_utc())},
             pk=("store", "stream"),
         )
+
+    def store_facts(self, store: str, *, max_age: timedelta) -> dict[str, Any]:
+        """What was learnt about a store (its locations, API abilities), if read within `max_age`."""
+        rows = list(self.db["store_facts"].rows_where("store = ?", [store]))
+        if not rows:
+            return {}
+        read_at = parse_iso(rows[0]["read_at"])
+        if read_at is None or now_utc() - read_at > max_age:
+            return {}
+        return _loads(rows[0]["facts"]) or {}
+
+    def set_store_facts(self, store: str, facts: dict[str, Any]) -> None:
+        self.db["store_facts"].upsert({"store": store, "facts": _dumps(facts), "read_at": iso(now_utc())}, pk="store")
+
+    def forget_store_facts(self, store: str) -> None:
+        self.db["store_facts"].delete_where("store = ?", [store])
 
     def cursors(self) -> list[dict[str, Any]]:
         return list(self.db["cursors"].rows_where(order_by="store, stream"))

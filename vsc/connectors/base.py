@@ -23,7 +23,8 @@ Conventions for every record and verb:
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+import functools
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
@@ -290,6 +291,32 @@ class OrderDraft:
     created_at: datetime | None = None
 
 
+def pass_memo(method: Callable[..., Any]) -> Callable[..., Any]:
+    """Keep the result of a `list_*(since)` read for the rest of the pass.
+
+    The streams of one pass move their cursors to the same time, so they read a change feed
+    since the same moment: the catalog and inventory streams of a WooCommerce vendor both list
+    its changed products, the orders, inventory and tracking streams its changed orders. The
+    second asks get the first answer instead of a request, unless vsc wrote to the store in
+    between. A full read (`since` None) is never kept, and nothing is kept outside a pass
+    (`Connector.begin_pass` / `end_pass`).
+    """
+
+    @functools.wraps(method)
+    def wrapper(self: Connector, since: datetime | None = None) -> Iterator[Any]:
+        memo = self.__dict__.get("_pass_memo")
+        if since is None or memo is None:
+            return iter(method(self, since))
+        # A write to the store since the last read makes it stale (vsc's own push shows in the
+        # store's order feed): the key holds the store's write count.
+        key = (method.__name__, since, self.session.stats["writes"])
+        if key not in memo:
+            memo[key] = list(method(self, since))
+        return iter(memo[key])
+
+    return wrapper
+
+
 class Connector:
     """One store, reached through its platform's API.
 
@@ -320,6 +347,22 @@ class Connector:
     def __init__(self, name: str, session: StoreSession) -> None:
         self.name = name
         self.session = session
+
+    def facts(self) -> dict[str, Any]:
+        """What this connector learnt about its store that is worth keeping between runs (e.g.
+        which filters its API honours); handed back through `learn` next time."""
+        return {}
+
+    def learn(self, facts: dict[str, Any]) -> None:
+        """Take back what `facts` returned on an earlier run."""
+
+    def begin_pass(self) -> None:
+        """Keep change-feed reads for the rest of this pass (`pass_memo`)."""
+        self.__dict__["_pass_memo"] = {}
+
+    def end_pass(self) -> None:
+        """Forget the reads kept for the pass."""
+        self.__dict__.pop("_pass_memo", None)
 
     def _unsupported(self, operation: str) -> Unsupported:
         return Unsupported(self.platform, operation)

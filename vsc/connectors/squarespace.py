@@ -46,6 +46,7 @@ from vsc.connectors.base import (
     TrackingInfo,
     Variant,
     VariantRef,
+    pass_memo,
 )
 from vsc.connectors.http import StoreSession
 from vsc.errors import ApiError, AuthError, NotFound, PayloadError, RetriableError, Unsupported, UserErrors
@@ -621,6 +622,7 @@ class SquarespaceConnector(Connector):
         )
 
     # -- catalog ---------------------------------------------------------------------
+    @pass_memo
     def list_products(self, since: datetime | None = None) -> Iterator[Product]:
         """Physical products changed since `since` (all when None), 50 a page (v2 [OAS-products])."""
         params: dict[str, Any] = self._window(since) if since is not None else {}
@@ -724,6 +726,7 @@ class SquarespaceConnector(Connector):
         self._call("POST", ADJUSTMENTS, json=body, headers={"Idempotency-Key": idem}, ok=(200, 204), what=what)
 
     # -- orders and tracking -----------------------------------------------------------
+    @pass_memo
     def list_orders(self, since: datetime | None = None) -> Iterator[Order]:
         """Orders changed since `since` (all when None), in every payment state."""
         for payload in self._paged(ORDERS, "result", self._order_params(since), "list orders"):

@@ -49,6 +49,7 @@ from vsc.connectors.base import (
     TrackingInfo,
     Variant,
     VariantRef,
+    pass_memo,
 )
 from vsc.connectors.http import StoreSession
 from vsc.errors import ApiError, AuthError, NotFound, PayloadError, Unsupported, UserErrors
@@ -572,6 +573,13 @@ class WooCommerceConnector(Connector):
             detail={"symbol": body.get("symbol"), "currency_name": body.get("name")},
         )
 
+    def facts(self) -> dict[str, Any]:
+        return {} if self._modified_after is None else {"modified_after": self._modified_after}
+
+    def learn(self, facts: dict[str, Any]) -> None:
+        if isinstance(facts.get("modified_after"), bool):
+            self._modified_after = facts["modified_after"]
+
     def supports_modified_after(self) -> bool:
         """Whether the store honours `modified_after` (WC 5.8+, UNVERIFIED [ISS-30585]).
 
@@ -634,6 +642,7 @@ class WooCommerceConnector(Connector):
     def _product(self, payload: Mapping[str, Any]) -> Product:
         return parse_product(payload, self._variations(payload))
 
+    @pass_memo
     def list_products(self, since: datetime | None = None) -> Iterator[Product]:
         """Every product changed at or after `since` (all when None), with its variants.
 
@@ -848,6 +857,7 @@ class WooCommerceConnector(Connector):
             self._write_stock(levels)
 
     # -- orders ---------------------------------------------------------------------------------------
+    @pass_memo
     def list_orders(self, since: datetime | None = None) -> Iterator[Order]:
         """Every order changed at or after `since` (all when None), any status but trash."""
         extra, floor = self._since_params(since)

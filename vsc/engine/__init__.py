@@ -270,8 +270,7 @@ def _run_pass(
     should_stop: Callable[[], bool] | None,
 ) -> PassResult:
     result = PassResult(dry_run=dry_run)
-    ctx.cache.clear()  # reads are shared within one pass, never across passes
-    ctx.pass_started = ctx.clock()
+    ctx.begin_pass()  # reads are shared within one pass, never across passes
     result.pass_id = ctx.state.begin_pass(dry_run=dry_run)
     ctx.state.annotate_pass(
         result.pass_id,
@@ -355,8 +354,7 @@ def _run_pass(
                 result.errors.append(message)
     finally:
         brakes.uninstall(ctx)
-        ctx.pass_started = None
-        ctx.cache.clear()
+        ctx.end_pass(ok=not result.errors and not any(a.status == "failed" for a in result.actions))
     for a in result.actions:
         if a.status == "failed":
             result.errors.append(f"{a.vendor or a.store}: {a.summary}: {a.error}")

@@ -5,8 +5,8 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
-from datetime import datetime
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timedelta
 from typing import Any
 
 from vsc.config import Settings
@@ -16,6 +16,9 @@ from vsc.errors import UsageError
 from vsc.state import State, StoreRow, now_utc
 
 log = logging.getLogger("vsc.engine")
+
+#: how long what vsc learnt about a store (its locations, its API's abilities) is trusted
+FACTS_MAX_AGE = timedelta(hours=1)
 
 
 @dataclass(frozen=True)
@@ -43,6 +46,8 @@ class Context:
     #: reads shared by the streams of one pass (e.g. the merchant's changed orders)
     cache: dict[str, Any] = field(default_factory=dict)
     _locations: dict[str, list[Location]] = field(default_factory=dict)
+    #: what is known of each open store from earlier runs (`State.store_facts`)
+    _facts: dict[str, dict[str, Any]] = field(default_factory=dict)
     #: when the running pass started: every stream's cursor moves to this time
     pass_started: datetime | None = None
 
@@ -59,8 +64,38 @@ class Context:
             locations = self.settings.vendor(name).stock_locations
             if locations and hasattr(connector, "stock_locations"):
                 connector.stock_locations = locations  # type: ignore[attr-defined]
+            self._facts[name] = self.state.store_facts(name, max_age=FACTS_MAX_AGE)
+            connector.learn(self._facts[name])
+            if self.pass_started is not None:
+                connector.begin_pass()
             self._connectors[name] = connector
         return self._connectors[name]
+
+    def begin_pass(self) -> None:
+        """Start a pass: one time for all its cursors; reads kept for the pass only."""
+        self.cache.clear()
+        self.pass_started = self.clock()
+        for c in self._connectors.values():
+            c.begin_pass()
+
+    def end_pass(self, *, ok: bool = True) -> None:
+        """End a pass. What was learnt about the stores is kept for the next runs; after a pass
+        that failed anything it is forgotten, so the next pass asks the stores again."""
+        self.pass_started = None
+        self.cache.clear()
+        for name, c in self._connectors.items():
+            c.end_pass()
+            known = self._facts.get(name, {})
+            facts = {**known, **c.facts()}
+            if name in self._locations:
+                facts["locations"] = [asdict(loc) for loc in self._locations[name]]
+            if not ok:
+                self.state.forget_store_facts(name)
+                self._locations.pop(name, None)
+                self._facts[name] = {}
+            elif facts != known:
+                self.state.set_store_facts(name, facts)
+                self._facts[name] = facts
 
     def once(self, key: str, load: Callable[[], Any]) -> Any:
         """The value of `load()`, read at most once per pass (or already read by `prefetch`)."""
@@ -122,7 +157,12 @@ class Context:
         """The merchant location that holds this vendor's stock (vendor setting, global, or primary)."""
         merchant = self.merchant_row().name
         if merchant not in self._locations:
-            self._locations[merchant] = self.merchant().list_locations()
+            self.merchant()
+            known = self._facts.get(merchant, {}).get("locations")
+            if isinstance(known, list) and known:
+                self._locations[merchant] = [Location(**loc) for loc in known]
+            else:
+                self._locations[merchant] = self.merchant().list_locations()
         locations = [loc for loc in self._locations[merchant] if loc.active]
         wanted = self.settings.vendor(vendor).location
         if wanted:

@@ -286,7 +286,8 @@ def plan_vendor(ctx: Any, vendor: str, dry_run: bool) -> StockPlan | None:
             )
         )
     ]
-    merchant_now = merchant.available_at(unknown, location) if unknown else {}
+    levels = merchant.levels_at(unknown, location) if unknown else {}
+    merchant_now = {item: available for item, (available, _) in levels.items()}
     actions = plan(
         vlinks,
         stock,
@@ -322,7 +323,7 @@ def plan_vendor(ctx: Any, vendor: str, dry_run: bool) -> StockPlan | None:
         for v in vlinks:
             item = v.merchant_inventory_item_id
             if item in merchant_now and merchant_now[item] is not None and v.id not in planned:
-                seen_at = changed_here.get(item)
+                seen_at = levels[item][1] or changed_here.get(item)
                 state.update_variant_link(
                     v.id,
                     merchant_available=merchant_now[item],

@@ -899,10 +899,28 @@ class ShopifySandbox(SandboxStore):
         return _select_operation(doc, body.get("operationName")), doc
 
     def operation_name(self, req: SandboxRequest) -> str | None:
+        """The root fields a request runs (those its @include/@skip leave in), comma-joined."""
         op, _ = self._operation(req)
         if op is None:
             return None
-        return ",".join(s.name.value for s in op.selection_set.selections if isinstance(s, FieldNode)) or None
+        try:
+            variables = req.json().get("variables") or {}
+        except (ValueError, AttributeError):
+            variables = {}
+
+        def runs(field: FieldNode) -> bool:
+            for d in field.directives or ():
+                arg = next((a for a in d.arguments if a.name.value == "if"), None)
+                if arg is None or d.name.value not in ("include", "skip"):
+                    continue
+                value = arg.value
+                on = variables.get(value.name.value) if hasattr(value, "name") else getattr(value, "value", True)
+                if bool(on) != (d.name.value == "include"):
+                    return False
+            return True
+
+        fields = [f for f in op.selection_set.selections if isinstance(f, FieldNode) and runs(f)]
+        return ",".join(f.name.value for f in fields) or None
 
     def is_write(self, req: SandboxRequest) -> bool:
         op, _ = self._operation(req)

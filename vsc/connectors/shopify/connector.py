@@ -19,6 +19,7 @@ from vsc.connectors.base import (
     Variant,
     VariantDraft,
     VariantUpdate,
+    pass_memo,
 )
 from vsc.connectors.http import StoreSession, validate_store_url
 from vsc.connectors.shopify.client import CostLimiter, CostTooHigh, ShopifyClient
@@ -161,6 +162,8 @@ class ShopifyConnector(OrdersMixin, FulfillmentMixin, InventoryMixin, Connector)
         self.client = ShopifyClient(session, self.limiter)
         self._page = 8  # products per page; adapted to the cost Shopify reports
         self._online_store: str | None = None
+        #: deletions read along with `list_products(since)`, by that since
+        self._deletions: dict[datetime, list[str]] = {}
 
     @classmethod
     def open(cls, name: str, shop: str, token: str, **session_kw: Any) -> ShopifyConnector:
@@ -232,12 +235,15 @@ class ShopifyConnector(OrdersMixin, FulfillmentMixin, InventoryMixin, Connector)
             target = min(900.0, self.limiter.maximum / 2)
             self._page = max(1, min(50, int(target // max(per_item, 1))))
 
+    @pass_memo
     def list_products(self, since: datetime | None = None) -> Iterator[Product]:
+        """Products changed since `since` (all when None). A read since a time also fetches the
+        product deletions since then in its first request, for `list_deleted_product_ids`."""
         query = None
         if since is not None:
             # Dates in search queries must be quoted (platforms/shopify.md §4).
             query = f"updated_at:>='{since.strftime('%Y-%m-%dT%H:%M:%SZ')}'"
-        return self._list_products(query, with_collections=False)
+        return self._list_products(query, with_collections=False, deletions_since=since)
 
     def list_products_matching(self, where: ProductFilter) -> Iterator[Product]:
         """Products by Shopify's own search (`tag:`, `product_type:`, `status:`, `collection_id:`,
@@ -256,20 +262,33 @@ class ShopifyConnector(OrdersMixin, FulfillmentMixin, InventoryMixin, Connector)
             terms.append("(" + " OR ".join(f"collection_id:{n}" for n in numbers) + ")")
         return self._list_products(" ".join(terms) or None, with_collections=bool(where.collections))
 
-    def _list_products(self, query: str | None, *, with_collections: bool) -> Iterator[Product]:
+    def _list_products(
+        self, query: str | None, *, with_collections: bool, deletions_since: datetime | None = None
+    ) -> Iterator[Product]:
         after = None
         while True:
+            variables: dict[str, Any] = {
+                "first": self._page,
+                "after": after,
+                "query": query,
+                "withCollections": with_collections,
+            }
+            if deletions_since is not None and after is None:
+                variables["withDeletions"] = True
+                variables["deletionsQuery"] = _occurred_since(deletions_since)
             try:
-                conn = self.client.execute(
-                    "products_changed",
-                    {"first": self._page, "after": after, "query": query, "withCollections": with_collections},
-                )
+                conn = self.client.execute("products_changed", variables)
             except CostTooHigh:
                 if self._page == 1:
                     raise
                 self._page = max(1, self._page // 2)
                 continue
             self._fit_page(self.client._costs.get("products_changed"))
+            deletions = conn.get("deletions")
+            if deletions is not None and deletions_since is not None:
+                ids = [n["subjectId"] for n in deletions["nodes"]]
+                more = deletions["pageInfo"]["endCursor"] if deletions["pageInfo"]["hasNextPage"] else None
+                self._deletions[deletions_since] = ids + (self._deletion_pages(deletions_since, more) if more else [])
             products = conn["products"]
             for node in products["nodes"]:
                 yield self._complete(node)
@@ -297,8 +316,14 @@ class ShopifyConnector(OrdersMixin, FulfillmentMixin, InventoryMixin, Connector)
         return out
 
     def list_deleted_product_ids(self, since: datetime) -> list[str] | None:
-        query = f"occurred_at:>='{since.strftime('%Y-%m-%dT%H:%M:%SZ')}'"
-        out, after = [], None
+        """Products deleted since `since` (already read by `list_products(since)` when it ran)."""
+        if since in self._deletions:
+            return self._deletions.pop(since)
+        return self._deletion_pages(since, None)
+
+    def _deletion_pages(self, since: datetime, after: str | None) -> list[str]:
+        query = _occurred_since(since)
+        out: list[str] = []
         while True:
             conn = self.client.execute("deletion_events", {"after": after, "query": query})["deletionEvents"]
             out += [n["subjectId"] for n in conn["nodes"]]
@@ -502,3 +527,7 @@ class ShopifyConnector(OrdersMixin, FulfillmentMixin, InventoryMixin, Connector)
             "productDelete"
         ]
         self.client.check_user_errors(result, "productDelete")
+
+
+def _occurred_since(since: datetime) -> str:
+    return f"occurred_at:>='{since.strftime('%Y-%m-%dT%H:%M:%SZ')}'"

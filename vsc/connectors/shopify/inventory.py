@@ -155,13 +155,17 @@ class InventoryMixin:
 
     def available_at(self, item_ids: Sequence[str], location_id: str) -> dict[str, int | None]:
         """`available` of inventory items at one location; None where the item is not stocked there."""
-        out: dict[str, int | None] = {}
+        return {k: v for k, (v, _) in self.levels_at(item_ids, location_id).items()}
+
+    def levels_at(self, item_ids: Sequence[str], location_id: str) -> dict[str, tuple[int | None, datetime | None]]:
+        """`available` at one location (None: not stocked there) and `updatedAt` of inventory items."""
+        out: dict[str, tuple[int | None, datetime | None]] = {}
         ids = list(item_ids)
         for i in range(0, len(ids), 100):
             nodes = self.client.execute("inventory_at", {"ids": ids[i : i + 100], "locationId": location_id})["nodes"]
             for node in nodes:
                 if node and node.get("id"):
-                    out[node["id"]] = _available(node.get("inventoryLevel"))
+                    out[node["id"]] = (_available(node.get("inventoryLevel")), _dt(node.get("updatedAt")))
         return out
 
     # -- writing -----------------------------------------------------------------------

@@ -16,7 +16,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from vsc.connectors.base import Address, LineItem, Order, OrderDraft
+from vsc.connectors.base import Address, LineItem, Order, OrderDraft, pass_memo
 from vsc.connectors.http import StoreSession
 from vsc.connectors.shopify.client import CostTooHigh, ShopifyClient
 from vsc.errors import ApiError, PayloadError
@@ -145,6 +145,7 @@ class OrdersMixin:
                 return
             after = conn["pageInfo"]["endCursor"]
 
+    @pass_memo
     def list_orders(self, since: datetime | None = None) -> Iterator[Order]:
         query = f"updated_at:>='{since.strftime('%Y-%m-%dT%H:%M:%SZ')}'" if since else None
         return self._orders(query)

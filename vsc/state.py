@@ -232,6 +232,14 @@ def _m0004(db: sqlite_utils.Database) -> None:
     db["variant_links"].add_column("merchant_stock_at", str)
 
 
+@migrations(name="0005_store_tls")
+def _m0005(db: sqlite_utils.Database) -> None:
+    # How a store's TLS certificate is checked: against its own CA bundle (a path), or, only
+    # when connected with --insecure-skip-tls-verify, not at all. Empty: the default trust store.
+    db["stores"].add_column("ca_bundle", str)
+    db["stores"].add_column("insecure_tls", int)
+
+
 def now_utc() -> datetime:
     return datetime.now(UTC)
 
@@ -268,10 +276,27 @@ class StoreRow:
     currency: str | None = None
     checked_at: str | None = None
     check_status: str | None = None
+    ca_bundle: str | None = None
+    insecure_tls: bool = False
 
     @property
     def is_merchant(self) -> bool:
         return self.role == "merchant"
+
+    @property
+    def tls_verify(self) -> bool | str:
+        """What `requests` checks the store's certificate with: its CA bundle, True (the default
+        trust store, or REQUESTS_CA_BUNDLE), or False for --insecure-skip-tls-verify."""
+        if self.insecure_tls:
+            return False
+        return self.ca_bundle or True
+
+    @property
+    def tls_label(self) -> str:
+        """The TLS rule as `vsc stores` and `vsc status` show it."""
+        if self.insecure_tls:
+            return "UNVERIFIED"
+        return f"CA {self.ca_bundle}" if self.ca_bundle else "verified"
 
 
 @dataclass(frozen=True)
@@ -461,6 +486,8 @@ class State:
                 "created_at": iso(now_utc()),
                 "checked_at": iso(now_utc()),
                 "check_status": "ok",
+                "ca_bundle": row.ca_bundle,
+                "insecure_tls": int(row.insecure_tls),
             }
         )
 
@@ -482,6 +509,8 @@ class State:
             currency=r["currency"],
             checked_at=r["checked_at"],
             check_status=r["check_status"],
+            ca_bundle=r.get("ca_bundle"),
+            insecure_tls=bool(r.get("insecure_tls")),
         )
 
     def stores(self) -> list[StoreRow]:

@@ -4,6 +4,10 @@ Every request vsc sends to a store goes through `StoreSession.request`, so the
 rules below hold for every platform:
 
 - only `https://` URLs, or `http://` on a loopback address (the sandbox stores);
+- TLS certificates are always verified: against `certifi`'s roots (or the bundle in
+  `REQUESTS_CA_BUNDLE`), or against the store's own `--ca-bundle`; only a store connected
+  with `--insecure-skip-tls-verify` skips the check, and every session opened for it
+  says so on the log at warning level;
 - every attempt waits on the store's `Limiter` first (Shopify cost points,
   Squarespace's requests per minute...);
 - a call is retried with backoff only where repeating it cannot apply it twice:
@@ -20,6 +24,7 @@ import ipaddress
 import logging
 import random
 import time
+import warnings
 from collections import Counter
 from collections.abc import Callable, Mapping
 from email.utils import parsedate_to_datetime
@@ -27,9 +32,10 @@ from typing import Any, Protocol
 from urllib.parse import urljoin, urlsplit
 
 import requests
+import urllib3
 
 from vsc import USER_AGENT
-from vsc.errors import RateLimited, RetriableError, UsageError
+from vsc.errors import RateLimited, RetriableError, TlsError, UsageError
 
 log = logging.getLogger("vsc.http")
 
@@ -68,6 +74,15 @@ def validate_store_url(url: str, *, what: str = "URL") -> str:
     return url.rstrip("/")
 
 
+def tls_hint(store: str) -> str:
+    """What to do when a store's certificate cannot be verified."""
+    return (
+        "If the store is reached through a proxy or has a certificate from a private CA, give vsc that CA: "
+        f"connect {store} again with --ca-bundle PATH (a PEM file), or export REQUESTS_CA_BUNDLE=PATH for every "
+        "store. Never turn checking off on a network you do not control (--insecure-skip-tls-verify)."
+    )
+
+
 class Limiter(Protocol):
     """Paces requests to one store. `acquire` blocks until a request may go out."""
 
@@ -97,6 +112,21 @@ def retry_after_seconds(response: requests.Response) -> float | None:
             return None
 
 
+def _certificate_refused(exc: BaseException) -> bool:
+    """Whether a connection failed because the server's certificate did not verify."""
+    return isinstance(exc, requests.exceptions.SSLError) and "CERTIFICATE_VERIFY_FAILED" in str(exc)
+
+
+def _tls_reason(exc: BaseException) -> str:
+    """The certificate problem in a few words ("self-signed certificate", "hostname mismatch"...)."""
+    text = str(exc)
+    for marker in ("certificate verify failed: ", "SSLError("):
+        if marker in text:
+            text = text.split(marker, 1)[1]
+            break
+    return text.split(" (_ssl.c")[0].strip("()'\" ") or type(exc).__name__
+
+
 def redact_headers(headers: Mapping[str, str]) -> dict[str, str]:
     return {k: ("***" if k.lower() in SECRET_HEADERS else v) for k, v in headers.items()}
 
@@ -118,6 +148,7 @@ class StoreSession:
         backoff: float = 0.5,
         max_backoff: float = 30.0,
         sleep: Callable[[float], None] = time.sleep,
+        verify: bool | str = True,
     ) -> None:
         self.store = store
         self.platform = platform
@@ -128,6 +159,18 @@ class StoreSession:
         self.backoff = backoff
         self.max_backoff = max_backoff
         self.sleep = sleep
+        # True: the default trust store (requests honours REQUESTS_CA_BUNDLE); a path: that
+        # PEM bundle; False only for a store connected with --insecure-skip-tls-verify.
+        self.verify = verify
+        if verify is False:
+            # vsc says it once per store and session, in its own words; urllib3's warning on every
+            # request would only bury that line.
+            warnings.filterwarnings("ignore", category=urllib3.exceptions.InsecureRequestWarning)
+            log.warning(
+                "%s: TLS certificate verification is OFF for this store (--insecure-skip-tls-verify); "
+                "anyone on the network path can read and change what vsc sends, credentials included",
+                store,
+            )
         self.stats: Counter[str] = Counter()
         self._http = requests.Session()
         self._http.headers["User-Agent"] = USER_AGENT
@@ -186,10 +229,30 @@ class StoreSession:
             if log.isEnabledFor(logging.DEBUG):
                 log.debug("%s %s %s params=%s", self.store, method, url, params)
             try:
+                # `verify` goes with every request: set only on the session, requests would let
+                # REQUESTS_CA_BUNDLE override a store's own bundle or its explicit opt-out.
                 response = self._http.request(
-                    method, url, params=params, json=json, data=data, headers=hdrs, timeout=self.timeout
+                    method,
+                    url,
+                    params=params,
+                    json=json,
+                    data=data,
+                    headers=hdrs,
+                    timeout=self.timeout,
+                    verify=self.verify,
                 )
             except requests.ConnectionError as exc:
+                if _certificate_refused(exc):
+                    # Refused during the handshake, before any byte of the request went out; it
+                    # will be refused again on a retry, so say what to do instead.
+                    self.stats["tls_errors"] += 1
+                    raise TlsError(
+                        f"{self.store}: the TLS certificate of {urlsplit(url).netloc} could not be verified "
+                        f"({_tls_reason(exc)}); nothing was sent",
+                        store=self.store,
+                        platform=self.platform,
+                        hint=tls_hint(self.store),
+                    ) from None
                 # A connection that never opened carried nothing: safe to send again.
                 # One cut after sending may have been applied: only safe calls repeat.
                 never_sent = isinstance(exc, requests.ConnectTimeout) or "NewConnectionError" in repr(exc)
@@ -215,6 +278,15 @@ class StoreSession:
                     + ("" if safe else "; the store may or may not have applied the write"),
                     store=self.store,
                     platform=self.platform,
+                ) from None
+            except OSError as exc:  # after requests' own errors, which are OSErrors too
+                if "CA certificate bundle" not in str(exc):
+                    raise
+                raise TlsError(
+                    f"{self.store}: cannot read its CA bundle {self.verify!r}",
+                    store=self.store,
+                    platform=self.platform,
+                    hint=f"Put the PEM file back, or connect {self.store} again with another --ca-bundle.",
                 ) from None
             self.stats[f"status_{response.status_code}"] += 1
             self.limiter.observe(response)

@@ -15,6 +15,10 @@ rules below hold for every platform:
   refused before acting on it (429, or a connection that never opened);
 - 4xx answers are handed back to the connector, which knows its platform's
   error shapes; 429 and 5xx that outlive their retries become `RetriableError`;
+- redirects are followed only within the store's own origin (same scheme, host and
+  port), and for a write only when it keeps its method (307/308): requests would carry
+  a custom credential header such as X-Shopify-Access-Token to any host, even over
+  plain http, and a 301/302 silently turns a POST into a GET;
 - secrets never reach the log: headers are logged redacted.
 """
 
@@ -35,11 +39,12 @@ import requests
 import urllib3
 
 from vsc import USER_AGENT
-from vsc.errors import RateLimited, RetriableError, TlsError, UsageError
+from vsc.errors import ApiError, RateLimited, RetriableError, TlsError, UsageError
 
 log = logging.getLogger("vsc.http")
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+MAX_REDIRECTS = 5
 SECRET_HEADERS = frozenset({"authorization", "x-shopify-access-token", "cookie"})
 
 
@@ -188,6 +193,31 @@ class StoreSession:
     def close(self) -> None:
         self._http.close()
 
+    def _redirect_target(self, method: str, url: str, response: requests.Response, redirects: int) -> str:
+        """Where to follow a redirect, or `ApiError` naming it when vsc must not follow it."""
+        target = urljoin(url, response.headers.get("Location", ""))
+        here, there = urlsplit(url), urlsplit(target)
+        same_origin = (here.scheme, here.hostname, here.port) == (there.scheme, there.hostname, there.port)
+        keeps_method = method in SAFE_METHODS or response.status_code in (307, 308)
+        if same_origin and keeps_method and redirects < MAX_REDIRECTS:
+            return target
+        why = (
+            "it leads to another address, where the store's credentials must not follow"
+            if not same_origin
+            else "following it would turn this write into a read"
+            if not keeps_method
+            else f"more than {MAX_REDIRECTS} redirects in a row"
+        )
+        raise ApiError(
+            f"{self.store}: {method} {here.path} was redirected (HTTP {response.status_code}) to "
+            f"{there.scheme}://{there.netloc}{there.path}; vsc did not follow it: {why}",
+            store=self.store,
+            platform=self.platform,
+            status=response.status_code,
+            hint="Connect the store with its final address (the https:// one it redirects to), "
+            "e.g. `vsc stores remove NAME` then `vsc connect ...` again.",
+        )
+
     def _delay(self, attempt: int, hint: float | None) -> float:
         if hint is not None:
             return min(hint, self.max_backoff * 4)
@@ -221,6 +251,7 @@ class StoreSession:
         if write is None:
             write = method not in SAFE_METHODS
         attempt = 0
+        redirects = 0
         while True:
             self.limiter.acquire(method, url, cost=cost)
             self.stats["requests"] += 1
@@ -240,6 +271,7 @@ class StoreSession:
                     headers=hdrs,
                     timeout=self.timeout,
                     verify=self.verify,
+                    allow_redirects=False,  # followed below, within the store's origin only
                 )
             except requests.ConnectionError as exc:
                 if _certificate_refused(exc):
@@ -290,6 +322,11 @@ class StoreSession:
                 ) from None
             self.stats[f"status_{response.status_code}"] += 1
             self.limiter.observe(response)
+            if response.is_redirect:
+                url = self._redirect_target(method, url, response, redirects)
+                redirects += 1
+                params = None  # the Location carries the query it wants
+                continue
             if response.status_code == 429:
                 self.stats["throttled"] += 1
                 wait = retry_after_seconds(response)

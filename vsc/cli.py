@@ -183,8 +183,8 @@ def init(
 
 def _secret_option_warning(flag: str, env_flag: str) -> None:
     err.print(
-        f"[yellow]warning:[/] a secret given with {flag} is kept in your shell history; prefer {env_flag} VAR "
-        "or leave both out to be prompted."
+        f"[yellow]warning:[/] a secret given with {flag} is kept in your shell history (and shows in the process "
+        f"list while vsc runs); prefer {env_flag} VAR or leave both out to be prompted."
     )
 
 

@@ -114,6 +114,16 @@ def test_requests_ca_bundle_is_honoured_and_a_changed_certificate_fails_the_stor
     check = cli("stores", "check", "acme", "--json")
     assert check.code == 1 and check.json()[0]["status"] == "tls failed"
 
+    # The store's own bundle, set on the store (tried on it first); a wrong one changes nothing.
+    other = pem.with_name("other-ca.pem")
+    trustme.CA().cert_pem.write_to_path(str(other))
+    wrong = cli("stores", "tls", "acme", "--ca-bundle", other)
+    assert wrong.code == 2 and "nothing was changed" in wrong.err and "could not be verified" in wrong.err, wrong
+    assert cli("stores", "tls", "acme").out.strip() == "acme: TLS certificate verified"
+    fixed = cli("stores", "tls", "acme", "--ca-bundle", pem)
+    assert fixed.code == 0 and fixed.out.strip() == f"acme: TLS certificate verified against {pem}", fixed
+    assert cli("sync").code == 0
+
 
 def test_insecure_flag_is_loud_at_connect_in_listings_and_at_every_pass(cli, monkeypatch, tls_world):
     ca, pem, stores = tls_world
@@ -140,3 +150,11 @@ def test_insecure_flag_is_loud_at_connect_in_listings_and_at_every_pass(cli, mon
         assert f"acme: {OFF}" in p.err
         p.json()  # stdout stays one JSON document; the warning is on stderr
     assert sq.count() > 0
+
+    # Back to checking: refused while the store's CA is unknown (nothing changed), then with its bundle.
+    still = cli("stores", "tls", "acme", "--default")
+    assert still.code == 2 and "nothing was changed" in still.err, still
+    assert cli("stores", "tls", "acme").out.strip() == "acme: TLS certificate UNVERIFIED"
+    assert cli("stores", "tls", "acme", "--ca-bundle", pem).code == 0
+    p = cli("sync", "--json")
+    assert p.code == 0 and OFF not in p.err, p

@@ -26,7 +26,7 @@ from rich.table import Table
 from vsc import __version__, config
 from vsc.config import Settings
 from vsc.engine.context import Context
-from vsc.errors import ExitStatus, TlsError, UsageError, VscError
+from vsc.errors import ApiError, ExitStatus, TlsError, UsageError, VscError
 from vsc.secrets import redactor
 from vsc.state import State
 
@@ -417,6 +417,45 @@ def stores_check(
         out.print(table)
     if any(r["status"] != "ok" for r in results):
         raise typer.Exit(ExitStatus.ACTIONS_FAILED)
+
+
+@stores_app.command("tls")
+def stores_tls(
+    name: Annotated[str, typer.Argument(help="The store.")],
+    ca_bundle: CaBundle = None,
+    insecure_skip_tls_verify: InsecureTls = False,
+    default: Annotated[
+        bool,
+        typer.Option("--default", help="Check against the default trust store (or REQUESTS_CA_BUNDLE) again."),
+    ] = False,
+) -> None:
+    """Show or change how a store's TLS certificate is checked; a change is tried on the store first."""
+    from dataclasses import replace
+
+    from vsc.connectors import open_connector
+    from vsc.engine.stores import tls_choice
+
+    state = State.open(OPTS.db)
+    row = state.store(name)
+    if not (ca_bundle or insecure_skip_tls_verify or default):
+        out.print(f"{name}: TLS certificate {row.tls_label}")
+        return
+    if default and (ca_bundle or insecure_skip_tls_verify):
+        raise UsageError("give one of --ca-bundle PATH, --insecure-skip-tls-verify or --default")
+    tls = tls_choice(ca_bundle, insecure_skip_tls_verify)
+    _tls_warning(name, tls)
+    changed = replace(row, ca_bundle=tls.ca_bundle, insecure_tls=tls.insecure)
+    connector = open_connector(changed)
+    try:
+        connector.check()
+    except ApiError as exc:
+        raise UsageError(
+            f"{name}: the store could not be reached this way; nothing was changed. {exc}", hint=exc.hint
+        ) from None
+    finally:
+        connector.session.close()
+    state.set_store_tls(name, ca_bundle=tls.ca_bundle, insecure=tls.insecure)
+    out.print(f"{name}: TLS certificate {changed.tls_label}")
 
 
 @stores_app.command("remove")

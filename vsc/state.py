@@ -296,7 +296,7 @@ class StoreRow:
         """The TLS rule as `vsc stores` and `vsc status` show it."""
         if self.insecure_tls:
             return "UNVERIFIED"
-        return f"CA {self.ca_bundle}" if self.ca_bundle else "verified"
+        return f"verified against {self.ca_bundle}" if self.ca_bundle else "verified"
 
 
 @dataclass(frozen=True)
@@ -530,6 +530,11 @@ class State:
 
     def vendors(self) -> list[StoreRow]:
         return [s for s in self.stores() if s.role == "vendor"]
+
+    def set_store_tls(self, name: str, *, ca_bundle: str | None, insecure: bool) -> None:
+        """Change how a store's TLS certificate is checked (see `StoreRow.tls_verify`)."""
+        self.store(name)  # UsageError naming the known stores
+        self.db["stores"].update(name, {"ca_bundle": ca_bundle, "insecure_tls": int(insecure)})
 
     def record_check(self, name: str, status: str, currency: str | None = None) -> None:
         values: dict[str, Any] = {"checked_at": iso(now_utc()), "check_status": status}

@@ -192,7 +192,8 @@ def status(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] 
         if not s["tls"]["verify"]:
             err.print(
                 f"[bold red]WARNING: {s['name']}: TLS certificate verification is OFF[/] "
-                "(--insecure-skip-tls-verify); connect it again with --ca-bundle PATH to turn it back on.",
+                f"(--insecure-skip-tls-verify); turn it back on with `vsc stores tls {s['name']} --ca-bundle PATH` "
+                "(or --default).",
                 highlight=False,
             )
         if s["brake"]:

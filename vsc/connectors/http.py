@@ -214,8 +214,7 @@ class StoreSession:
             store=self.store,
             platform=self.platform,
             status=response.status_code,
-            hint="Connect the store with its final address (the https:// one it redirects to), "
-            "e.g. `vsc stores remove NAME` then `vsc connect ...` again.",
+            hint="Give vsc the store's final address (the https:// one it redirects to) at `vsc connect`.",
         )
 
     def _delay(self, attempt: int, hint: float | None) -> float:

@@ -86,6 +86,10 @@ def test_private_ca_refused_by_default_accepted_with_its_bundle(cli, monkeypatch
     assert r.code == 0, r
     assert woo.count() > 0 and OFF not in r.err
 
+    pem.rename(pem.with_suffix(".moved"))  # the bundle went away: the store fails, saying which file
+    gone = cli("sync", "--json")
+    assert gone.code == 1 and f"cannot read its CA bundle '{pem}'" in " ".join(gone.json()["errors"]), gone
+
 
 def test_requests_ca_bundle_is_honoured_and_a_changed_certificate_fails_the_store(cli, monkeypatch, tls_world):
     ca, pem, stores = tls_world

@@ -82,9 +82,10 @@ def validate_store_url(url: str, *, what: str = "URL") -> str:
 def tls_hint(store: str) -> str:
     """What to do when a store's certificate cannot be verified."""
     return (
-        "If the store is reached through a proxy or has a certificate from a private CA, give vsc that CA: "
-        f"connect {store} again with --ca-bundle PATH (a PEM file), or export REQUESTS_CA_BUNDLE=PATH for every "
-        "store. Never turn checking off on a network you do not control (--insecure-skip-tls-verify)."
+        "If the store is reached through a proxy or has a certificate from a private CA, give vsc that CA "
+        f"as a PEM file: --ca-bundle PATH at `vsc connect` or `vsc stores tls {store} --ca-bundle PATH`, or "
+        "REQUESTS_CA_BUNDLE=PATH for every store. Never turn checking off on a network you do not control "
+        "(--insecure-skip-tls-verify)."
     )
 
 
@@ -317,7 +318,7 @@ class StoreSession:
                     f"{self.store}: cannot read its CA bundle {self.verify!r}",
                     store=self.store,
                     platform=self.platform,
-                    hint=f"Put the PEM file back, or connect {self.store} again with another --ca-bundle.",
+                    hint=f"Put the PEM file back, or give another: `vsc stores tls {self.store} --ca-bundle PATH`.",
                 ) from None
             self.stats[f"status_{response.status_code}"] += 1
             self.limiter.observe(response)

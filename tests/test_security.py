@@ -225,6 +225,7 @@ def test_a_full_mission_at_debug_level_leaves_no_secret_behind(cli, memory_keyri
         errors = " | ".join(doc["errors"])
         assert "woo: the store answered HTTP 500" in errors and "sq (catalog)" in errors and "401" in errors, errors
         assert "Traceback" in r.err  # the debug log carries the failures' tracebacks
+        assert f"woo POST {woo.store.url}/wp-json/wc/v3/orders" in r.err and f"sq GET {sq.store.url}" in r.err
         r = run("sync", "--json")  # retried: every push goes through
         assert all(len(v.pushed_orders()) == 1 for v in vendors.values())
         assert len(inbox.messages) == 3 and inbox.logins and all(inbox.logins)  # sent after SMTP AUTH
@@ -286,6 +287,20 @@ def test_a_full_mission_at_debug_level_leaves_no_secret_behind(cli, memory_keyri
         assert mode(isolated / name) == 0o600, name
     for p in isolated.glob("vsc.db*"):  # journal / WAL side files, if any are left
         assert mode(p) == 0o600, p.name
+    # SQLite's rollback journal, which holds pages of the database while a write is open, gets
+    # the database's mode, whatever the umask.
+    from vsc.state import State
+
+    state = State.open(isolated / "vsc.db")
+    old_umask = os.umask(0o022)
+    try:
+        state.db.conn.execute("BEGIN IMMEDIATE")
+        state.db.conn.execute("INSERT INTO stores (name) VALUES ('journal-probe')")
+        assert mode(isolated / "vsc.db-journal") == 0o600
+        state.db.conn.execute("ROLLBACK")
+    finally:
+        os.umask(old_umask)
+        state.close()
 
 
 def test_an_smtp_password_is_never_sent_unencrypted_off_loopback(tmp_path):

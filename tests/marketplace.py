@@ -110,6 +110,30 @@ class VendorStore:
     def orders(self) -> list[dict[str, Any]]:
         return list(self.store.orders())
 
+    def pushed_orders(self) -> list[dict[str, Any]]:
+        """The orders vsc pushed into this store (not the vendor's own storefront sales)."""
+        out = []
+        for o in self.orders():
+            if self.platform == "shopify":
+                if (o.get("sourceIdentifier") or "").startswith("vsc-"):
+                    out.append(o)
+            elif self.platform == "woocommerce":
+                if any(x["key"] == "_vsc_marker" for x in o.get("meta_data") or []):
+                    out.append(o)
+            elif o.get("externalOrderReference"):
+                out.append(o)
+        return out
+
+    def ship(self, order_id: str, number: str, company: str = "UPS") -> None:
+        """The vendor ships a whole order with a tracking number, as each platform records it."""
+        url = f"https://{company.lower()}.example/t/{number}"
+        if self.platform == "shopify":
+            self.store.fulfill_order(order_id, None, {"number": number, "company": company, "url": url})
+        elif self.platform == "woocommerce":
+            self.store.add_tracking(int(order_id), number, company, url)
+        else:
+            self.store.fulfill(order_id, [{"carrier": company, "tracking_number": number, "tracking_url": url}])
+
 
 @dataclass
 class Market:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from urllib.parse import urlsplit
 
 import pytest
 import requests
@@ -92,3 +93,35 @@ def test_redactor_blanks_registered_secrets(caplog):
     with caplog.at_level(logging.INFO, logger="vsc.test.redact"):
         logger.info("token is %s", "shpat_supersecret")
     assert "shpat_supersecret" not in caplog.text and "***" in caplog.text
+
+
+@responses.activate
+def test_redirects_stay_within_the_store_and_never_turn_a_write_into_a_read():
+    from vsc.errors import ApiError
+
+    responses.get("https://acme.example/a", status=301, headers={"Location": "/b?page=2"})
+    responses.get("https://acme.example/b", json={"ok": True})
+    s = StoreSession("acme", "test", "https://acme.example", headers={"X-Shopify-Access-Token": "shpat_x"})
+    assert s.request("GET", "/a", params={"page": 1}).json() == {"ok": True}
+    assert responses.calls[-1].request.url == "https://acme.example/b?page=2"
+
+    # Elsewhere (another host, or plain http): the credential header would go along. Not followed.
+    for target in ("https://evil.example/b", "http://acme.example/b", "https://acme.example:8443/b"):
+        responses.get("https://acme.example/c", status=302, headers={"Location": target})
+        with pytest.raises(ApiError, match="did not follow it: it leads to another address"):
+            s.request("GET", "/c")
+        assert not any(urlsplit(c.request.url).netloc != "acme.example" for c in responses.calls)
+        assert not any(c.request.url.startswith("http://") for c in responses.calls)
+
+    # A POST answered with 302 would come back as a GET; a 307 keeps the method and is followed.
+    responses.post("https://acme.example/orders", status=302, headers={"Location": "/orders/"})
+    with pytest.raises(ApiError, match="would turn this write into a read"):
+        s.request("POST", "/orders", json={})
+    responses.post("https://acme.example/v2/orders", status=307, headers={"Location": "/v2/orders/"})
+    responses.post("https://acme.example/v2/orders/", status=201, json={"id": 1})
+    assert s.request("POST", "/v2/orders", json={"a": 1}).json() == {"id": 1}
+    assert responses.calls[-1].request.method == "POST" and responses.calls[-1].request.body == b'{"a": 1}'
+
+    responses.get("https://acme.example/loop", status=302, headers={"Location": "/loop"})
+    with pytest.raises(ApiError, match="more than 5 redirects"):
+        s.request("GET", "/loop")

@@ -38,17 +38,7 @@ def market(request, cli, monkeypatch):
 
 def vendor_orders(m):
     """The orders vsc pushed into the vendor store (ignoring the vendor's own storefront sales)."""
-    out = []
-    for o in m.vendor.orders():
-        if m.vendor.platform == "shopify":
-            if o.get("sourceIdentifier", "") and o["sourceIdentifier"].startswith("vsc-"):
-                out.append(o)
-        elif m.vendor.platform == "woocommerce":
-            if any(x["key"] == "_vsc_marker" for x in o.get("meta_data") or []):
-                out.append(o)
-        elif o.get("externalOrderReference"):
-            out.append(o)
-    return out
+    return m.vendor.pushed_orders()
 
 
 def buy(m, cli, qty=2, **kw):

@@ -26,7 +26,7 @@ from rich.table import Table
 from vsc import __version__, config
 from vsc.config import Settings
 from vsc.engine.context import Context
-from vsc.errors import ExitStatus, UsageError, VscError
+from vsc.errors import ApiError, ExitStatus, TlsError, UsageError, VscError
 from vsc.secrets import redactor
 from vsc.state import State
 
@@ -183,9 +183,38 @@ def init(
 
 def _secret_option_warning(flag: str, env_flag: str) -> None:
     err.print(
-        f"[yellow]warning:[/] a secret given with {flag} is kept in your shell history; prefer {env_flag} VAR "
-        "or leave both out to be prompted."
+        f"[yellow]warning:[/] a secret given with {flag} is kept in your shell history (and shows in the process "
+        f"list while vsc runs); prefer {env_flag} VAR or leave both out to be prompted."
     )
+
+
+CaBundle = Annotated[
+    str | None,
+    typer.Option(
+        "--ca-bundle",
+        metavar="PATH",
+        help="Check the store's TLS certificate against this PEM CA bundle (a proxy's or a private CA); "
+        "REQUESTS_CA_BUNDLE sets one for every store.",
+    ),
+]
+InsecureTls = Annotated[
+    bool,
+    typer.Option(
+        "--insecure-skip-tls-verify",
+        help="DANGEROUS: do not check the store's TLS certificate at all (credentials can be stolen on the "
+        "way). Prefer --ca-bundle. Shown in `vsc stores` and warned about at every pass.",
+    ),
+]
+
+
+def _tls_warning(name: str, tls: Any) -> None:
+    if tls.insecure:
+        err.print(
+            f"[bold red]WARNING:[/] TLS certificate verification is OFF for {name} (--insecure-skip-tls-verify). "
+            "Anyone on the network path can impersonate the store and read its credentials and your orders. "
+            "vsc will warn at every pass that uses it; prefer --ca-bundle PATH.",
+            highlight=False,
+        )
 
 
 def _prompt_secret(what: str, flag: str, env_flag: str) -> str:
@@ -194,11 +223,12 @@ def _prompt_secret(what: str, flag: str, env_flag: str) -> str:
     return typer.prompt(what, hide_input=True)
 
 
-def _connect(platform: str, name: str, role: str, url: str, inputs: list[Any], build: Any) -> None:
+def _connect(platform: str, name: str, role: str, url: str, inputs: list[Any], build: Any, tls: Any) -> None:
     from vsc.engine.stores import connect
 
     state = State.open(OPTS.db)
-    info = connect(state, platform=platform, name=name, role=role, url=url, inputs=inputs, build=build)
+    _tls_warning(name, tls)
+    info = connect(state, platform=platform, name=name, role=role, url=url, inputs=inputs, build=build, tls=tls)
     out.print(f"Connected {role} {name} ({platform}): {info.name}" + (f", {info.currency}" if info.currency else ""))
 
 
@@ -209,13 +239,16 @@ def connect_shopify(
     shop: Annotated[str, typer.Option(help="name.myshopify.com, https://..., or http://127.0.0.1:PORT (sandbox).")],
     token: Annotated[str | None, typer.Option(help="Admin API access token (kept in the system keyring).")] = None,
     token_env: Annotated[str | None, typer.Option(help="Name of an environment variable holding the token.")] = None,
+    ca_bundle: CaBundle = None,
+    insecure_skip_tls_verify: InsecureTls = False,
 ) -> None:
     """Connect a Shopify store (the merchant, or a vendor)."""
     from vsc.connectors.shopify import ShopifyConnector
     from vsc.connectors.shopify.connector import shop_url
-    from vsc.engine.stores import SecretInput
+    from vsc.engine.stores import SecretInput, tls_choice
 
     url = shop_url(shop)
+    tls = tls_choice(ca_bundle, insecure_skip_tls_verify)
     if token and token_env:
         raise UsageError("give --token or --token-env, not both")
     if token:
@@ -223,7 +256,15 @@ def connect_shopify(
     if not token and not token_env:
         token = _prompt_secret("Admin API access token", "--token", "--token-env")
     inputs = [SecretInput("token", token, token_env, "--token-env")]
-    _connect("shopify", name, role.value, url, inputs, lambda v: ShopifyConnector.open(name, url, v["token"]))
+    _connect(
+        "shopify",
+        name,
+        role.value,
+        url,
+        inputs,
+        lambda v: ShopifyConnector.open(name, url, v["token"], verify=tls.verify),
+        tls,
+    )
 
 
 def _not_available(platform: str) -> None:
@@ -238,14 +279,17 @@ def connect_woocommerce(
     secret: Annotated[str | None, typer.Option(help="REST API consumer secret cs_... (kept in the keyring).")] = None,
     key_env: Annotated[str | None, typer.Option(help="Environment variable holding the consumer key.")] = None,
     secret_env: Annotated[str | None, typer.Option(help="Environment variable holding the consumer secret.")] = None,
+    ca_bundle: CaBundle = None,
+    insecure_skip_tls_verify: InsecureTls = False,
 ) -> None:
     """Connect a vendor's WooCommerce store (REST API wc/v3, Read/Write keys)."""
     try:
         from vsc.connectors.woocommerce import WooCommerceConnector
     except ImportError:
         _not_available("WooCommerce")
-    from vsc.engine.stores import SecretInput
+    from vsc.engine.stores import SecretInput, tls_choice
 
+    tls = tls_choice(ca_bundle, insecure_skip_tls_verify)
     if (key and key_env) or (secret and secret_env):
         raise UsageError("give each secret once: --key or --key-env, --secret or --secret-env")
     if key or secret:
@@ -261,7 +305,8 @@ def connect_woocommerce(
         "vendor",
         url,
         inputs,
-        lambda v: WooCommerceConnector.open(name, url, v["key"], v["secret"]),
+        lambda v: WooCommerceConnector.open(name, url, v["key"], v["secret"], verify=tls.verify),
+        tls,
     )
 
 
@@ -273,14 +318,17 @@ def connect_squarespace(
     api_url: Annotated[str, typer.Option(help="API base URL (a sandbox's http://127.0.0.1:PORT).")] = (
         "https://api.squarespace.com"
     ),
+    ca_bundle: CaBundle = None,
+    insecure_skip_tls_verify: InsecureTls = False,
 ) -> None:
     """Connect a vendor's Squarespace store (Commerce APIs; Products, Inventory and Orders read/write)."""
     try:
         from vsc.connectors.squarespace import SquarespaceConnector
     except ImportError:
         _not_available("Squarespace")
-    from vsc.engine.stores import SecretInput
+    from vsc.engine.stores import SecretInput, tls_choice
 
+    tls = tls_choice(ca_bundle, insecure_skip_tls_verify)
     if api_key and api_key_env:
         raise UsageError("give --api-key or --api-key-env, not both")
     if api_key:
@@ -294,7 +342,8 @@ def connect_squarespace(
         "vendor",
         api_url,
         inputs,
-        lambda v: SquarespaceConnector.open(name, v["api_key"], api_url),
+        lambda v: SquarespaceConnector.open(name, v["api_key"], api_url, verify=tls.verify),
+        tls,
     )
 
 
@@ -310,6 +359,7 @@ def stores(
     if ctx.invoked_subcommand:
         return
     state = State.open(OPTS.db)
+    known = state.stores()
     rows = [
         {
             "name": s.name,
@@ -319,8 +369,9 @@ def stores(
             "status": s.check_status or "unknown",
             "checked_at": s.checked_at,
             "currency": s.currency,
+            "tls": {"verify": not s.insecure_tls, "ca_bundle": s.ca_bundle},
         }
-        for s in state.stores()
+        for s in known
     ]
     if as_json:
         emit_json(rows)
@@ -328,9 +379,10 @@ def stores(
     if not rows:
         err.print("No stores yet. Connect one with `vsc connect shopify|woocommerce|squarespace ...`.")
         return
-    table = Table("name", "platform", "role", "url", "status", "checked")
-    for r in rows:
-        table.add_row(r["name"], r["platform"], r["role"], r["url"], r["status"], r["checked_at"] or "")
+    table = Table("name", "platform", "role", "url", "status", "checked", "tls")
+    for r, s in zip(rows, known, strict=True):
+        tls = s.tls_label if not s.insecure_tls else f"[bold red]{s.tls_label}[/]"
+        table.add_row(r["name"], r["platform"], r["role"], r["url"], r["status"], r["checked_at"] or "", tls)
     out.print(table)
 
 
@@ -348,6 +400,9 @@ def stores_check(
             info = c.connector(row.name).check()
             status, detail = "ok", info.name
             c.state.record_check(row.name, "ok", info.currency)
+        except TlsError as exc:
+            status, detail = "tls failed", str(exc)
+            c.state.record_check(row.name, status)
         except VscError as exc:
             status, detail = ("auth failed" if exc.exit_status == ExitStatus.USAGE else "unreachable"), str(exc)
             c.state.record_check(row.name, status)
@@ -362,6 +417,45 @@ def stores_check(
         out.print(table)
     if any(r["status"] != "ok" for r in results):
         raise typer.Exit(ExitStatus.ACTIONS_FAILED)
+
+
+@stores_app.command("tls")
+def stores_tls(
+    name: Annotated[str, typer.Argument(help="The store.")],
+    ca_bundle: CaBundle = None,
+    insecure_skip_tls_verify: InsecureTls = False,
+    default: Annotated[
+        bool,
+        typer.Option("--default", help="Check against the default trust store (or REQUESTS_CA_BUNDLE) again."),
+    ] = False,
+) -> None:
+    """Show or change how a store's TLS certificate is checked; a change is tried on the store first."""
+    from dataclasses import replace
+
+    from vsc.connectors import open_connector
+    from vsc.engine.stores import tls_choice
+
+    state = State.open(OPTS.db)
+    row = state.store(name)
+    if not (ca_bundle or insecure_skip_tls_verify or default):
+        out.print(f"{name}: TLS certificate {row.tls_label}")
+        return
+    if default and (ca_bundle or insecure_skip_tls_verify):
+        raise UsageError("give one of --ca-bundle PATH, --insecure-skip-tls-verify or --default")
+    tls = tls_choice(ca_bundle, insecure_skip_tls_verify)
+    _tls_warning(name, tls)
+    changed = replace(row, ca_bundle=tls.ca_bundle, insecure_tls=tls.insecure)
+    connector = open_connector(changed)
+    try:
+        connector.check()
+    except ApiError as exc:
+        raise UsageError(
+            f"{name}: the store could not be reached this way; nothing was changed. {exc}", hint=exc.hint
+        ) from None
+    finally:
+        connector.session.close()
+    state.set_store_tls(name, ca_bundle=tls.ca_bundle, insecure=tls.insecure)
+    out.print(f"{name}: TLS certificate {changed.tls_label}")
 
 
 @stores_app.command("remove")

@@ -445,6 +445,16 @@ def validate(data: Any, *, source: str = "settings") -> Settings:
             if "timeout" in smtp:
                 t = c.decimal("smtp.timeout", smtp["timeout"])
                 s["timeout"] = float(t) if t is not None else None
+            encrypted = smtp.get("starttls", True) is True or smtp.get("ssl") is True
+            if s.get("user") and s.get("host") and not encrypted:
+                from vsc.connectors.http import is_loopback
+
+                if not is_loopback(s["host"]):
+                    c.problem(
+                        "smtp",
+                        f"the SMTP password would travel unencrypted to {s['host']} (starttls and ssl are off); "
+                        "set starttls: true (port 587) or ssl: true (port 465)",
+                    )
             if s.get("host"):
                 values["smtp"] = SmtpSettings(**{k: v for k, v in s.items() if v is not None})
     if data.get("vendors") is not None:

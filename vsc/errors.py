@@ -123,6 +123,14 @@ class AuthError(ApiError):
     exit_status = ExitStatus.USAGE
 
 
+class TlsError(ApiError):
+    """A store's TLS certificate cannot be verified (or its CA bundle cannot be read).
+
+    A settings problem, not a passing one: retrying cannot help, so exit status 2."""
+
+    exit_status = ExitStatus.USAGE
+
+
 class NotFound(ApiError):
     """The object does not exist (any more) on the store."""
 

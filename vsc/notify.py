@@ -31,6 +31,7 @@ from typing import Any
 
 from vsc.config import Settings, SmtpSettings
 from vsc.connectors.base import Address, OrderDraft
+from vsc.secrets import redactor
 from vsc.state import OutboxMail, State
 
 # After this many failed attempts a mail is set aside (status `gave_up`) and reported,
@@ -154,6 +155,7 @@ def connect(smtp: SmtpSettings, *, ssl_context: ssl.SSLContext | None = None) ->
                     if smtp.password_env
                     else "smtp.user is set but smtp.password_env is not",
                 )
+            redactor.register(password)  # so no log line or traceback can show it
             client.login(smtp.user, password)
     except BaseException:
         _quit(client)

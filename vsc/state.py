@@ -235,6 +235,14 @@ def _m0004(db: sqlite_utils.Database) -> None:
     db["store_facts"].create({"store": str, "facts": str, "read_at": str}, pk="store")
 
 
+@migrations(name="0005_store_tls")
+def _m0005(db: sqlite_utils.Database) -> None:
+    # How a store's TLS certificate is checked: against its own CA bundle (a path), or, only
+    # when connected with --insecure-skip-tls-verify, not at all. Empty: the default trust store.
+    db["stores"].add_column("ca_bundle", str)
+    db["stores"].add_column("insecure_tls", int)
+
+
 def now_utc() -> datetime:
     return datetime.now(UTC)
 
@@ -271,10 +279,27 @@ class StoreRow:
     currency: str | None = None
     checked_at: str | None = None
     check_status: str | None = None
+    ca_bundle: str | None = None
+    insecure_tls: bool = False
 
     @property
     def is_merchant(self) -> bool:
         return self.role == "merchant"
+
+    @property
+    def tls_verify(self) -> bool | str:
+        """What `requests` checks the store's certificate with: its CA bundle, True (the default
+        trust store, or REQUESTS_CA_BUNDLE), or False for --insecure-skip-tls-verify."""
+        if self.insecure_tls:
+            return False
+        return self.ca_bundle or True
+
+    @property
+    def tls_label(self) -> str:
+        """The TLS rule as `vsc stores` and `vsc status` show it."""
+        if self.insecure_tls:
+            return "UNVERIFIED"
+        return f"verified against {self.ca_bundle}" if self.ca_bundle else "verified"
 
 
 @dataclass(frozen=True)
@@ -464,6 +489,8 @@ class State:
                 "created_at": iso(now_utc()),
                 "checked_at": iso(now_utc()),
                 "check_status": "ok",
+                "ca_bundle": row.ca_bundle,
+                "insecure_tls": int(row.insecure_tls),
             }
         )
 
@@ -485,6 +512,8 @@ class State:
             currency=r["currency"],
             checked_at=r["checked_at"],
             check_status=r["check_status"],
+            ca_bundle=r.get("ca_bundle"),
+            insecure_tls=bool(r.get("insecure_tls")),
         )
 
     def stores(self) -> list[StoreRow]:
@@ -504,6 +533,11 @@ class State:
 
     def vendors(self) -> list[StoreRow]:
         return [s for s in self.stores() if s.role == "vendor"]
+
+    def set_store_tls(self, name: str, *, ca_bundle: str | None, insecure: bool) -> None:
+        """Change how a store's TLS certificate is checked (see `StoreRow.tls_verify`)."""
+        self.store(name)  # UsageError naming the known stores
+        self.db["stores"].update(name, {"ca_bundle": ca_bundle, "insecure_tls": int(insecure)})
 
     def record_check(self, name: str, status: str, currency: str | None = None) -> None:
         values: dict[str, Any] = {"checked_at": iso(now_utc()), "check_status": status}

@@ -121,6 +121,7 @@ def store_status(state: State, now: datetime) -> dict[str, Any]:
                 "platform": s.platform,
                 "role": s.role,
                 "check_status": s.check_status,
+                "tls": {"verify": not s.insecure_tls, "ca_bundle": s.ca_bundle},
                 "last_pass": last_pass,
                 "cursors": cursors,
                 "pending_pushes": [
@@ -188,6 +189,13 @@ def status(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] 
         )
     out.print(table)
     for s in data["stores"]:
+        if not s["tls"]["verify"]:
+            err.print(
+                f"[bold red]WARNING: {s['name']}: TLS certificate verification is OFF[/] "
+                f"(--insecure-skip-tls-verify); turn it back on with `vsc stores tls {s['name']} --ca-bundle PATH` "
+                "(or --default).",
+                highlight=False,
+            )
         if s["brake"]:
             err.print(
                 f"[red]{s['name']} is stopped by a safety brake[/] since {_short(s['brake']['engaged_at'])}: "

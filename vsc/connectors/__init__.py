@@ -15,9 +15,11 @@ def open_connector(store: Any, **session_kw: Any) -> Connector:
     """Open the connector of a store row (`vsc.state.StoreRow`), fetching its secrets now.
 
     Secrets are resolved here, at the last moment, from the keyring or the
-    environment; they live only in the connector's HTTP session.
+    environment; they live only in the connector's HTTP session. The store's TLS
+    rule (`StoreRow.tls_verify`) goes to the session too.
     """
     values = secrets.resolve(store.name, store.secret_ref)
+    session_kw.setdefault("verify", getattr(store, "tls_verify", True))
     if store.platform == "shopify":
         from vsc.connectors.shopify import ShopifyConnector
 

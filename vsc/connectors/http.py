@@ -4,6 +4,10 @@ Every request vsc sends to a store goes through `StoreSession.request`, so the
 rules below hold for every platform:
 
 - only `https://` URLs, or `http://` on a loopback address (the sandbox stores);
+- TLS certificates are always verified: against `certifi`'s roots (or the bundle in
+  `REQUESTS_CA_BUNDLE`), or against the store's own `--ca-bundle`; only a store connected
+  with `--insecure-skip-tls-verify` skips the check, and every session opened for it
+  says so on the log at warning level;
 - every attempt waits on the store's `Limiter` first (Shopify cost points,
   Squarespace's requests per minute...);
 - a call is retried with backoff only where repeating it cannot apply it twice:
@@ -11,6 +15,10 @@ rules below hold for every platform:
   refused before acting on it (429, or a connection that never opened);
 - 4xx answers are handed back to the connector, which knows its platform's
   error shapes; 429 and 5xx that outlive their retries become `RetriableError`;
+- redirects are followed only within the store's own origin (same scheme, host and
+  port), and for a write only when it keeps its method (307/308): requests would carry
+  a custom credential header such as X-Shopify-Access-Token to any host, even over
+  plain http, and a 301/302 silently turns a POST into a GET;
 - secrets never reach the log: headers are logged redacted.
 """
 
@@ -20,6 +28,7 @@ import ipaddress
 import logging
 import random
 import time
+import warnings
 from collections import Counter
 from collections.abc import Callable, Mapping
 from email.utils import parsedate_to_datetime
@@ -27,13 +36,15 @@ from typing import Any, Protocol
 from urllib.parse import urljoin, urlsplit
 
 import requests
+import urllib3
 
 from vsc import USER_AGENT
-from vsc.errors import RateLimited, RetriableError, UsageError
+from vsc.errors import ApiError, RateLimited, RetriableError, TlsError, UsageError
 
 log = logging.getLogger("vsc.http")
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+MAX_REDIRECTS = 5
 SECRET_HEADERS = frozenset({"authorization", "x-shopify-access-token", "cookie"})
 
 
@@ -68,6 +79,16 @@ def validate_store_url(url: str, *, what: str = "URL") -> str:
     return url.rstrip("/")
 
 
+def tls_hint(store: str) -> str:
+    """What to do when a store's certificate cannot be verified."""
+    return (
+        "If the store is reached through a proxy or has a certificate from a private CA, give vsc that CA "
+        f"as a PEM file: --ca-bundle PATH at `vsc connect` or `vsc stores tls {store} --ca-bundle PATH`, or "
+        "REQUESTS_CA_BUNDLE=PATH for every store. Never turn checking off on a network you do not control "
+        "(--insecure-skip-tls-verify)."
+    )
+
+
 class Limiter(Protocol):
     """Paces requests to one store. `acquire` blocks until a request may go out."""
 
@@ -97,6 +118,21 @@ def retry_after_seconds(response: requests.Response) -> float | None:
             return None
 
 
+def _certificate_refused(exc: BaseException) -> bool:
+    """Whether a connection failed because the server's certificate did not verify."""
+    return isinstance(exc, requests.exceptions.SSLError) and "CERTIFICATE_VERIFY_FAILED" in str(exc)
+
+
+def _tls_reason(exc: BaseException) -> str:
+    """The certificate problem in a few words ("self-signed certificate", "hostname mismatch"...)."""
+    text = str(exc)
+    for marker in ("certificate verify failed: ", "SSLError("):
+        if marker in text:
+            text = text.split(marker, 1)[1]
+            break
+    return text.split(" (_ssl.c")[0].strip("()'\" ") or type(exc).__name__
+
+
 def redact_headers(headers: Mapping[str, str]) -> dict[str, str]:
     return {k: ("***" if k.lower() in SECRET_HEADERS else v) for k, v in headers.items()}
 
@@ -118,6 +154,7 @@ class StoreSession:
         backoff: float = 0.5,
         max_backoff: float = 30.0,
         sleep: Callable[[float], None] = time.sleep,
+        verify: bool | str = True,
     ) -> None:
         self.store = store
         self.platform = platform
@@ -128,6 +165,18 @@ class StoreSession:
         self.backoff = backoff
         self.max_backoff = max_backoff
         self.sleep = sleep
+        # True: the default trust store (requests honours REQUESTS_CA_BUNDLE); a path: that
+        # PEM bundle; False only for a store connected with --insecure-skip-tls-verify.
+        self.verify = verify
+        if verify is False:
+            # vsc says it once per store and session, in its own words; urllib3's warning on every
+            # request would only bury that line.
+            warnings.filterwarnings("ignore", category=urllib3.exceptions.InsecureRequestWarning)
+            log.warning(
+                "%s: TLS certificate verification is OFF for this store (--insecure-skip-tls-verify); "
+                "anyone on the network path can read and change what vsc sends, credentials included",
+                store,
+            )
         self.stats: Counter[str] = Counter()
         self._http = requests.Session()
         self._http.headers["User-Agent"] = USER_AGENT
@@ -144,6 +193,30 @@ class StoreSession:
 
     def close(self) -> None:
         self._http.close()
+
+    def _redirect_target(self, method: str, url: str, response: requests.Response, redirects: int) -> str:
+        """Where to follow a redirect, or `ApiError` naming it when vsc must not follow it."""
+        target = urljoin(url, response.headers.get("Location", ""))
+        here, there = urlsplit(url), urlsplit(target)
+        same_origin = (here.scheme, here.hostname, here.port) == (there.scheme, there.hostname, there.port)
+        keeps_method = method in SAFE_METHODS or response.status_code in (307, 308)
+        if same_origin and keeps_method and redirects < MAX_REDIRECTS:
+            return target
+        why = (
+            "it leads to another address, where the store's credentials must not follow"
+            if not same_origin
+            else "following it would turn this write into a read"
+            if not keeps_method
+            else f"more than {MAX_REDIRECTS} redirects in a row"
+        )
+        raise ApiError(
+            f"{self.store}: {method} {here.path} was redirected (HTTP {response.status_code}) to "
+            f"{there.scheme}://{there.netloc}{there.path}; vsc did not follow it: {why}",
+            store=self.store,
+            platform=self.platform,
+            status=response.status_code,
+            hint="Give vsc the store's final address (the https:// one it redirects to) at `vsc connect`.",
+        )
 
     def _delay(self, attempt: int, hint: float | None) -> float:
         if hint is not None:
@@ -178,6 +251,7 @@ class StoreSession:
         if write is None:
             write = method not in SAFE_METHODS
         attempt = 0
+        redirects = 0
         while True:
             self.limiter.acquire(method, url, cost=cost)
             self.stats["requests"] += 1
@@ -186,10 +260,31 @@ class StoreSession:
             if log.isEnabledFor(logging.DEBUG):
                 log.debug("%s %s %s params=%s", self.store, method, url, params)
             try:
+                # `verify` goes with every request: set only on the session, requests would let
+                # REQUESTS_CA_BUNDLE override a store's own bundle or its explicit opt-out.
                 response = self._http.request(
-                    method, url, params=params, json=json, data=data, headers=hdrs, timeout=self.timeout
+                    method,
+                    url,
+                    params=params,
+                    json=json,
+                    data=data,
+                    headers=hdrs,
+                    timeout=self.timeout,
+                    verify=self.verify,
+                    allow_redirects=False,  # followed below, within the store's origin only
                 )
             except requests.ConnectionError as exc:
+                if _certificate_refused(exc):
+                    # Refused during the handshake, before any byte of the request went out; it
+                    # will be refused again on a retry, so say what to do instead.
+                    self.stats["tls_errors"] += 1
+                    raise TlsError(
+                        f"{self.store}: the TLS certificate of {urlsplit(url).netloc} could not be verified "
+                        f"({_tls_reason(exc)}); nothing was sent",
+                        store=self.store,
+                        platform=self.platform,
+                        hint=tls_hint(self.store),
+                    ) from None
                 # A connection that never opened carried nothing: safe to send again.
                 # One cut after sending may have been applied: only safe calls repeat.
                 never_sent = isinstance(exc, requests.ConnectTimeout) or "NewConnectionError" in repr(exc)
@@ -216,8 +311,22 @@ class StoreSession:
                     store=self.store,
                     platform=self.platform,
                 ) from None
+            except OSError as exc:  # after requests' own errors, which are OSErrors too
+                if "CA certificate bundle" not in str(exc):
+                    raise
+                raise TlsError(
+                    f"{self.store}: cannot read its CA bundle {self.verify!r}",
+                    store=self.store,
+                    platform=self.platform,
+                    hint=f"Put the PEM file back, or give another: `vsc stores tls {self.store} --ca-bundle PATH`.",
+                ) from None
             self.stats[f"status_{response.status_code}"] += 1
             self.limiter.observe(response)
+            if response.is_redirect:
+                url = self._redirect_target(method, url, response, redirects)
+                redirects += 1
+                params = None  # the Location carries the query it wants
+                continue
             if response.status_code == 429:
                 self.stats["throttled"] += 1
                 wait = retry_after_seconds(response)

@@ -41,6 +41,48 @@ class SecretInput:
         return value
 
 
+@dataclass(frozen=True)
+class TlsChoice:
+    """How a store's TLS certificate is to be checked, as given to `vsc connect`."""
+
+    ca_bundle: str | None = None
+    insecure: bool = False
+
+    @property
+    def verify(self) -> bool | str:
+        """The `verify` argument of the store's HTTP session (see `StoreRow.tls_verify`)."""
+        return False if self.insecure else (self.ca_bundle or True)
+
+
+def tls_choice(ca_bundle: str | None, insecure: bool) -> TlsChoice:
+    """Check `--ca-bundle` / `--insecure-skip-tls-verify` and return the choice, the bundle
+    as an absolute path (a cron job starts elsewhere). `UsageError` for a bad combination or
+    a bundle that is not a readable PEM file with a certificate in it."""
+    if ca_bundle and insecure:
+        raise UsageError(
+            "give --ca-bundle or --insecure-skip-tls-verify, not both",
+            hint="--ca-bundle PATH checks the store's certificate against your CA; prefer it.",
+        )
+    if not ca_bundle:
+        return TlsChoice(insecure=insecure)
+    from pathlib import Path
+
+    path = Path(ca_bundle).expanduser().absolute()
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except OSError as exc:
+        raise UsageError(
+            f"cannot read the CA bundle {str(path)!r} ({exc.strerror or type(exc).__name__})",
+            hint="Give the path of a PEM file holding the CA certificate(s) the store's certificate chains to.",
+        ) from None
+    if "-----BEGIN CERTIFICATE-----" not in text:
+        raise UsageError(
+            f"{str(path)!r} holds no PEM certificate (no '-----BEGIN CERTIFICATE-----' line)",
+            hint="Export the CA certificate as PEM (Base64), not DER, and give that file.",
+        )
+    return TlsChoice(ca_bundle=str(path))
+
+
 def check_name(name: str) -> str:
     if not NAME_RE.match(name):
         raise UsageError(
@@ -59,8 +101,13 @@ def connect(
     url: str,
     inputs: list[SecretInput],
     build: Callable[[dict[str, str]], Connector],
+    tls: TlsChoice | None = None,
 ) -> StoreInfo:
-    """Verify a store's credentials, then save it. On any failure nothing is saved."""
+    """Verify a store's credentials, then save it. On any failure nothing is saved.
+
+    `build` must open the connector with `tls.verify`, so that the check is made the way
+    every later pass will reach the store; `tls` is saved on the store row."""
+    tls = tls or TlsChoice()
     check_name(name)
     url = validate_store_url(url, what="store address")
     if role == "merchant" and platform != "shopify":
@@ -99,7 +146,16 @@ def connect(
         for s in inputs:
             refs[s.field] = secrets.save(name, s.field, s.value, env_flag=s.env_flag) if s.value else {"env": s.env}
         state.add_store(
-            StoreRow(name=name, platform=platform, role=role, url=url, secret_ref=refs, currency=info.currency)
+            StoreRow(
+                name=name,
+                platform=platform,
+                role=role,
+                url=url,
+                secret_ref=refs,
+                currency=info.currency,
+                ca_bundle=tls.ca_bundle,
+                insecure_tls=tls.insecure,
+            )
         )
     except VscError:
         secrets.forget(refs)

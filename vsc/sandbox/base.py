@@ -8,12 +8,17 @@ connection cut before or after the store applied the request.
 
 Handlers run one at a time under a lock: the emulated store is a consistent
 little database, as a real store appears to one client.
+
+`start(tls=context)` serves HTTPS instead (tests of certificate checking give it a
+context holding a self-signed or private-CA certificate); `url` then says https://.
 """
 
 from __future__ import annotations
 
 import json
 import random
+import socket
+import ssl
 import threading
 import time
 from collections.abc import Callable
@@ -108,6 +113,21 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
         return None
 
+    def setup(self) -> None:
+        # The TLS handshake runs here, in the connection's own thread, so a client that refuses
+        # the certificate ends only its own connection (quietly, as a real server would).
+        self.tls_refused = False
+        if isinstance(self.request, ssl.SSLSocket):
+            try:
+                self.request.do_handshake()
+            except (ssl.SSLError, OSError):
+                self.tls_refused = True
+        super().setup()
+
+    def handle(self) -> None:
+        if not self.tls_refused:
+            super().handle()
+
     def _serve(self) -> None:
         store = self.server.store
         parts = urlsplit(self.path)
@@ -166,6 +186,13 @@ class _Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
     store: SandboxStore
+    tls: ssl.SSLContext | None = None
+
+    def get_request(self) -> tuple[socket.socket, Any]:
+        conn, addr = super().get_request()
+        if self.tls is not None:
+            conn = self.tls.wrap_socket(conn, server_side=True, do_handshake_on_connect=False)
+        return conn, addr
 
 
 class SandboxStore:
@@ -183,11 +210,15 @@ class SandboxStore:
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
         self.clock: Callable[[], float] = time.time
+        self.tls: ssl.SSLContext | None = None
 
     # -- lifecycle -------------------------------------------------------------
-    def start(self) -> SandboxStore:
+    def start(self, *, tls: ssl.SSLContext | None = None) -> SandboxStore:
+        """Serve on a background thread; over HTTPS with the certificate in `tls` when given."""
+        self.tls = tls
         server = _Server((self.host, self.port), _Handler)
         server.store = self
+        server.tls = tls
         self._server = server
         self.port = server.server_address[1]
         self._thread = threading.Thread(
@@ -210,7 +241,7 @@ class SandboxStore:
 
     @property
     def url(self) -> str:
-        return f"http://{self.host}:{self.port}"
+        return f"{'https' if self.tls is not None else 'http'}://{self.host}:{self.port}"
 
     # -- to override -----------------------------------------------------------
     def handle(self, req: SandboxRequest) -> SandboxResponse:

@@ -152,23 +152,31 @@ class Market:
         self.vendor.store.stop()
 
 
-def open_market(platform: str, cli: Any, monkeypatch: Any, *, settings: str = "") -> Market:
-    """Start the stores, `vsc init`, connect both, and write `settings` to vsc.yaml."""
-    merchant = ShopifySandbox(shop="mall").start()
-    monkeypatch.setenv("MALL_TOKEN", merchant.token)
+def start_vendor(platform: str, name: str, cli: Any, monkeypatch: Any, **store_kw: Any) -> VendorStore:
+    """Start a vendor sandbox on `platform` and `vsc connect` it as vendor `name` (secrets in env vars)."""
+    env = name.upper().replace("-", "_")
     if platform == "shopify":
-        store = ShopifySandbox(shop="acme").start()
-        monkeypatch.setenv("ACME_TOKEN", store.token)
-        connect = ["connect", "shopify", "acme", "--role", "vendor", "--shop", store.url, "--token-env", "ACME_TOKEN"]
+        store = ShopifySandbox(shop=name, **store_kw).start()
+        monkeypatch.setenv(f"{env}_TOKEN", store.token)
+        connect = ["shopify", name, "--role", "vendor", "--shop", store.url, "--token-env", f"{env}_TOKEN"]
     elif platform == "woocommerce":
-        store = WooCommerceSandbox().start()
-        monkeypatch.setenv("CK", store.consumer_key)
-        monkeypatch.setenv("CS", store.consumer_secret)
-        connect = ["connect", "woocommerce", "acme", "--url", store.url, "--key-env", "CK", "--secret-env", "CS"]
+        store = WooCommerceSandbox(**store_kw).start()
+        monkeypatch.setenv(f"{env}_CK", store.consumer_key)
+        monkeypatch.setenv(f"{env}_CS", store.consumer_secret)
+        connect = ["woocommerce", name, "--url", store.url, "--key-env", f"{env}_CK", "--secret-env", f"{env}_CS"]
     else:
-        store = SquarespaceSandbox().start()
-        monkeypatch.setenv("SQ", store.api_key)
-        connect = ["connect", "squarespace", "acme", "--api-key-env", "SQ", "--api-url", store.url]
+        store = SquarespaceSandbox(**store_kw).start()
+        monkeypatch.setenv(f"{env}_KEY", store.api_key)
+        connect = ["squarespace", name, "--api-key-env", f"{env}_KEY", "--api-url", store.url]
+    r = cli("connect", *connect)
+    assert r.code == 0, r
+    return VendorStore(platform, store)
+
+
+def start_merchant(cli: Any, monkeypatch: Any, *, settings: str = "", **store_kw: Any) -> ShopifySandbox:
+    """`vsc init`, start the merchant sandbox, connect it as `mall`, and write `settings` to vsc.yaml."""
+    merchant = ShopifySandbox(shop="mall", **store_kw).start()
+    monkeypatch.setenv("MALL_TOKEN", merchant.token)
     # Sandbox stores have no search-index lag, so pending pushes need not wait one out.
     from vsc.connectors.shopify.orders import OrdersMixin
 
@@ -176,11 +184,15 @@ def open_market(platform: str, cli: Any, monkeypatch: Any, *, settings: str = ""
     assert cli("init").code == 0
     r = cli("connect", "shopify", "mall", "--role", "merchant", "--shop", merchant.url, "--token-env", "MALL_TOKEN")
     assert r.code == 0, r
-    r = cli(*connect)
-    assert r.code == 0, r
     import os
 
     db = os.environ["VSC_DB"]
     with open(os.path.join(os.path.dirname(db), "vsc.yaml"), "w") as f:
         f.write(settings)
-    return Market(merchant, VendorStore(platform, store))
+    return merchant
+
+
+def open_market(platform: str, cli: Any, monkeypatch: Any, *, settings: str = "") -> Market:
+    """Start the stores, `vsc init`, connect both, and write `settings` to vsc.yaml."""
+    merchant = start_merchant(cli, monkeypatch, settings=settings)
+    return Market(merchant, start_vendor(platform, "acme", cli, monkeypatch))

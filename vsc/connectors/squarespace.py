@@ -514,7 +514,8 @@ class SquarespaceConnector(Connector):
             cls.platform,
             api_url,
             headers={"Authorization": f"Bearer {api_key}"},
-            limiter=limiter if limiter is not None else SquarespaceLimiter(),
+            # The session's `sleep` (tests make it instant) paces the limiter too, as on Shopify.
+            limiter=limiter if limiter is not None else SquarespaceLimiter(sleep=session_kw.get("sleep") or time.sleep),
             **session_kw,
         )
         return cls(name, session, now=now)

@@ -3,8 +3,13 @@
 A platform emulator subclasses `SandboxStore` and implements `handle`. The base
 class serves it on 127.0.0.1 (a free port unless one is given) in a background
 thread, records every request (so tests can count reads and writes), and can
-inject faults by rule: an HTTP status with optional Retry-After, a delay, or a
-connection cut before or after the store applied the request.
+inject faults by rule: an HTTP status with optional Retry-After, the platform's own
+throttle answer, a stalled answer the client times out on, or a connection cut
+before or after the store applied the request. A rule picks its requests by HTTP
+method, path, operation (a GraphQL root field or operation name, a REST route
+name) or any predicate, fires at a seeded rate, and can draw one of several
+faults per firing (`Fault("mix", choices=[...])`), so a test can fail a share of
+every store's traffic with a reproducible mix of fault kinds.
 
 Handlers run one at a time under a lock: the emulated store is a consistent
 little database, as a real store appears to one client.
@@ -17,11 +22,13 @@ from __future__ import annotations
 
 import json
 import random
+import re
 import socket
 import ssl
 import threading
 import time
-from collections.abc import Callable
+from collections import Counter
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -78,21 +85,35 @@ class RequestRecord:
     body: Any = None
 
 
+FAULT_KINDS = frozenset({"status", "timeout", "cut_before", "cut_after", "throttle", "hook", "mix"})
+
+
 @dataclass
 class Fault:
     """A fault to inject. `kind` is one of:
 
-    - "status": answer `status` (e.g. 429, 500, 502, 503) without applying the request,
-      with `retry_after` seconds in a Retry-After header when set;
-    - "timeout": sleep `delay` seconds before answering (the client times out);
+    - "status": answer `status` (e.g. 429, 500, 502, 503) in the platform's error shape
+      without applying the request, with `retry_after` seconds in a Retry-After header when set;
+    - "timeout": the store stalls `delay` seconds, longer than the client waits, then drops the
+      connection; with `applied` (the default) the store applied the request before stalling
+      (the client cannot know), otherwise it never did. The store's state is settled the moment
+      the stall begins, so what the client finds on its next read does not depend on timing;
     - "cut_before": close the connection without applying the request;
     - "cut_after": apply the request, then close the connection (a lost response);
-    - "throttle": platform-specific throttle answer (Shopify THROTTLED with HTTP 200);
+    - "throttle": the platform's own throttle answer (Shopify THROTTLED with HTTP 200,
+      Squarespace 429 without Retry-After, WooCommerce hosts 429 with Retry-After);
     - "hook": apply the request, call `hook(request)` (a test kills the client there: a crash
-      right after the store applied a write), then close the connection.
+      right after the store applied a write), then close the connection;
+    - "mix": when it fires, one of `choices` (Faults of the kinds above) is drawn, weighted
+      by their `rate`; the choices' own `match`/`times` are not consulted.
 
-    `match(request)` picks the requests it applies to (all when None); `rate` is the
-    chance it fires on a matching request; `times` how often at most (None: forever).
+    Which requests it applies to: all of `method` (e.g. "POST"), `path` (a regular
+    expression searched in the path), `operation` (the store's operation name for the
+    request: a Shopify GraphQL root field such as "orderCreate" or the document's operation
+    name; a WooCommerce or Squarespace route name) and `match(request)` that are set must
+    hold. `rate` is the chance it fires on a matching request, drawn from a generator seeded
+    with `seed` (the store's own when None); `times` how often at most (None: forever);
+    `fired` counts firings and `kinds` the firings by `label`.
     """
 
     kind: str
@@ -104,11 +125,60 @@ class Fault:
     times: int | None = None
     fired: int = 0
     hook: Callable[[SandboxRequest], None] | None = None
+    method: str | None = None
+    path: str | None = None
+    operation: str | None = None
+    applied: bool = True
+    choices: Sequence[Fault] = ()
+    seed: int | None = None
+    kinds: Counter[str] = field(default_factory=Counter)
+
+    def __post_init__(self) -> None:
+        if self.kind not in FAULT_KINDS:
+            raise ValueError(f"unknown fault kind {self.kind!r}; one of {sorted(FAULT_KINDS)}")
+        if self.kind == "mix" and not self.choices:
+            raise ValueError("a mix fault needs choices")
+        self._random = random.Random(self.seed) if self.seed is not None else None
+
+    def applies_to(self, store: SandboxStore, req: SandboxRequest) -> bool:
+        """Whether this rule selects `req` (before its rate is drawn)."""
+        if self.method is not None and req.method != self.method.upper():
+            return False
+        if self.path is not None and re.search(self.path, req.path) is None:
+            return False
+        if self.operation is not None and self.operation not in store.operation_names(req):
+            return False
+        return self.match is None or bool(self.match(req))
+
+    def draw(self, fallback: random.Random) -> Fault | None:
+        """Fire or not (at `rate`); the fault to inject when firing."""
+        rng = self._random or fallback
+        if self.rate < 1.0 and rng.random() >= self.rate:
+            return None
+        self.fired += 1
+        chosen = self
+        if self.kind == "mix":
+            chosen = rng.choices(list(self.choices), weights=[c.rate for c in self.choices])[0]
+            chosen.fired += 1
+        self.kinds[chosen.label] += 1
+        return chosen
+
+    @property
+    def label(self) -> str:
+        """The kind, with what tells faults of one kind apart ("status 503", "timeout (not applied)")."""
+        if self.kind == "status":
+            return f"status {self.status}" + (" with Retry-After" if self.retry_after is not None else "")
+        if self.kind == "timeout" and not self.applied:
+            return "timeout (not applied)"
+        return self.kind
 
 
 class _Handler(BaseHTTPRequestHandler):
     server: _Server
     protocol_version = "HTTP/1.1"
+    # Headers and body go out in two writes; with Nagle's algorithm on, the body waits for the
+    # client's delayed ACK of the headers (~40 ms on Linux) on every keep-alive request.
+    disable_nagle_algorithm = True
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
         return None
@@ -143,11 +213,12 @@ class _Handler(BaseHTTPRequestHandler):
         fault = store._pick_fault(req)
         if fault is not None and fault.kind == "cut_before":
             store._record(req, 0, None)
-            self.close_connection = True
-            self.connection.shutdown(2)
+            self._drop()
             return
-        if fault is not None and fault.kind == "timeout":
-            time.sleep(fault.delay)
+        if fault is not None and fault.kind == "timeout" and not fault.applied:
+            store._record(req, 0, None)
+            self._stall(fault.delay)
+            return
         if fault is not None and fault.kind == "status":
             resp = SandboxResponse(fault.status, store.fault_body(fault.status))
             if fault.retry_after is not None:
@@ -163,11 +234,13 @@ class _Handler(BaseHTTPRequestHandler):
                 except Exception as exc:  # an emulator bug must show, not hang the client
                     resp = SandboxResponse(500, {"error": f"sandbox error: {type(exc).__name__}: {exc}"})
                 store._record(req, resp.status, store.operation_name(req))
+        if fault is not None and fault.kind == "timeout":
+            self._stall(fault.delay)  # applied above; the answer never comes
+            return
         if fault is not None and fault.kind == "hook" and fault.hook is not None:
             fault.hook(req)
         if fault is not None and fault.kind in ("cut_after", "hook"):
-            self.close_connection = True
-            self.connection.shutdown(2)
+            self._drop()
             return
         payload = resp.encode()
         self.send_response(resp.status)
@@ -178,6 +251,16 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(payload)))
         self.end_headers()
         self.wfile.write(payload)
+
+    def _drop(self) -> None:
+        self.close_connection = True
+        self.connection.shutdown(2)
+
+    def _stall(self, delay: float) -> None:
+        # Hold the connection open past the client's read timeout, then drop it: writing an
+        # answer to a client that gave up would only raise BrokenPipe in this thread.
+        time.sleep(delay)
+        self._drop()
 
     do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = _serve
 
@@ -253,6 +336,11 @@ class SandboxStore:
     def operation_name(self, req: SandboxRequest) -> str | None:
         return None
 
+    def operation_names(self, req: SandboxRequest) -> set[str]:
+        """The names a fault's `operation` may give for `req` (by default its `operation_name`)."""
+        name = self.operation_name(req)
+        return {name} if name else set()
+
     def fault_body(self, status: int) -> Any:
         return {"error": f"injected HTTP {status}"}
 
@@ -275,12 +363,11 @@ class SandboxStore:
             for fault in self.faults:
                 if fault.times is not None and fault.fired >= fault.times:
                     continue
-                if fault.match is not None and not fault.match(req):
+                if not fault.applies_to(self, req):
                     continue
-                if fault.rate < 1.0 and self.random.random() >= fault.rate:
-                    continue
-                fault.fired += 1
-                return fault
+                chosen = fault.draw(self.random)
+                if chosen is not None:
+                    return chosen
         return None
 
     def inject(self, fault: Fault) -> Fault:

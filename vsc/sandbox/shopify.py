@@ -885,6 +885,11 @@ class ShopifySandbox(SandboxStore):
             return SandboxResponse(200, self._throttled(requested))
 
     def fault_body(self, status: int) -> Any:
+        if status == 429:  # the REST leaky bucket's answer (platforms/shopify.md §1)
+            return {
+                "errors": "Exceeded 2 calls per second for api client. "
+                "Reduce request rates to resume uninterrupted service."
+            }
         return {"errors": "Internal Server Error" if status >= 500 else f"HTTP {status}"}
 
     # -- request records ------------------------------------------------------------------
@@ -921,6 +926,16 @@ class ShopifySandbox(SandboxStore):
 
         fields = [f for f in op.selection_set.selections if isinstance(f, FieldNode) and runs(f)]
         return ",".join(f.name.value for f in fields) or None
+
+    def operation_names(self, req: SandboxRequest) -> set[str]:
+        """Each root field of the document (e.g. "orderCreate", "products") and its operation name."""
+        op, _ = self._operation(req)
+        if op is None:
+            return set()
+        names = {s.name.value for s in op.selection_set.selections if isinstance(s, FieldNode)}
+        if op.name is not None:
+            names.add(op.name.value)
+        return names
 
     def is_write(self, req: SandboxRequest) -> bool:
         op, _ = self._operation(req)

@@ -1,0 +1,352 @@
+"""Convergence under faults: with 20 % of the requests to every store failing, repeated passes reach
+the end state of a fault-free run, with no duplicate order, fulfillment or stock move.
+
+A marketplace (Shopify merchant; vendors on Shopify, WooCommerce and Squarespace) lives through the
+whole story twice, on fresh stores and a fresh database each time: publish, a listing edit, stock
+changes on both sides, merchant orders pushed to the vendors, an attribute edit, a cancellation, and
+vendor shipments with tracking (one partial) copied back. The reference run has no faults; the other
+fails a seeded, reproducible 20 % of all requests to each store with a mix of every fault kind the
+sandboxes inject (429 with Retry-After, Shopify THROTTLED, 500/502/503, timeouts with and without the
+write applied, the connection cut before the store applies a write and after it). After each step the
+real `vsc` command line runs passes until one exits 0: every pass before it must exit 1 and say why.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import sqlite3
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from aiosmtpd.controller import Controller
+
+from tests.marketplace import VendorStore, start_merchant, start_vendor
+from tests.test_notify import Inbox
+from vsc import cli as cli_module
+from vsc.sandbox.base import Fault
+from vsc.sandbox.shopify import ShopifySandbox
+
+SEED = int(os.environ.get("VSC_FAULTS_SEED", "20260408"))  # another seed explores other fault sequences
+RATE = 0.2
+#: passes allowed per step before the test gives up on convergence
+MAX_PASSES = 15
+# No real waiting between retries (the sandboxes count requests, they do not need time), and a
+# short read timeout so the injected stalls cost little; a normal answer comes in milliseconds.
+READ_TIMEOUT = 0.5
+FAST = {"sleep": lambda s: None, "timeout": (5.0, READ_TIMEOUT)}
+STALL = READ_TIMEOUT * 2
+
+VENDORS = {"tees": "shopify", "mugs": "woocommerce", "prints": "squarespace"}
+SKUS = {"tees": ("TEE-S", "TEE-M"), "mugs": ("MUG-S", "MUG-M"), "prints": ("PRT-S", "PRT-M")}
+START = {"S": 8, "M": 6}
+ADDRESS = {
+    "firstName": "Ada",
+    "lastName": "Lovelace",
+    "address1": "1 Analytical St",
+    "city": "London",
+    "countryCode": "GB",
+    "zip": "N1 1AA",
+}
+UPS = {"number": "1Z001", "company": "UPS", "url": "https://ups.example/t/1Z001"}
+UPS2 = {"number": "1Z002", "company": "UPS", "url": "https://ups.example/t/1Z002"}
+USPS = {"number": "9400111", "company": "USPS", "url": "https://usps.example/t/9400111"}
+DHL = {"number": "JD003", "company": "DHL", "url": "https://dhl.example/t/JD003"}
+
+
+def fault_mix(platform: str, seed: int) -> Fault:
+    """20 % of every request to `store` fails, each failure one of the kinds its platform produces."""
+    kinds = [
+        Fault("status", status=500),
+        Fault("status", status=502),
+        Fault("status", status=503),
+        Fault("timeout", delay=STALL),  # the store applied it; the answer never came
+        Fault("timeout", delay=STALL, applied=False),
+        Fault("cut_before"),
+        Fault("cut_after"),  # a lost response
+    ]
+    if platform == "shopify":
+        kinds += [Fault("throttle"), Fault("status", status=429, retry_after=2)]  # GraphQL THROTTLED; REST 429
+    elif platform == "woocommerce":
+        kinds += [Fault("status", status=429, retry_after=2)]  # core has no limit; hosts and WAFs answer 429
+    else:
+        kinds += [Fault("throttle")]  # 429 TOO_MANY_REQUESTS, no Retry-After (platforms/squarespace.md)
+    return Fault("mix", rate=RATE, choices=kinds, seed=seed)
+
+
+@dataclass
+class Mall:
+    merchant: ShopifySandbox
+    vendors: dict[str, VendorStore]
+    faults: list[Fault]
+    passes: list[tuple[str, int]]  # (step, exit code) of every pass
+
+    def stores(self) -> list[Any]:
+        return [self.merchant, *(v.store for v in self.vendors.values())]
+
+    def merchant_variant(self, sku: str) -> str:
+        return self._variants[sku]
+
+    def stop(self) -> None:
+        for s in self.stores():
+            s.stop()
+
+
+def open_mall(cli, monkeypatch, smtp_port: int) -> Mall:
+    settings = (
+        f"smtp: {{host: 127.0.0.1, port: {smtp_port}, starttls: false, from: market@example.com}}\n"
+        "vendors:\n" + "".join(f"  {name}: {{email: orders@{name}.example}}\n" for name in VENDORS)
+    )
+    merchant = start_merchant(cli, monkeypatch, settings=settings)
+    vendors = {}
+    for name, platform in VENDORS.items():
+        kw = {"requests_per_minute": None, "order_creates_per_hour": None} if platform == "squarespace" else {}
+        vendors[name] = start_vendor(platform, name, cli, monkeypatch, **kw)
+        vendors[name].add_shirt({f"{SKUS[name][0]}": START["S"], f"{SKUS[name][1]}": START["M"]})
+    return Mall(merchant, vendors, [], [])
+
+
+def converge(cli, mall: Mall, step: str, *args: str) -> list[int]:
+    """Run `vsc sync` (or `vsc ARGS`) until it exits 0; every earlier run must exit 1 and say why."""
+    codes = []
+    for _ in range(MAX_PASSES):
+        import time as _t
+
+        t0 = _t.monotonic()
+        r = cli(*(args or ("sync", "--json")))
+        open("/tmp/faults-timing.txt", "a").write(f"{step} {args} {r.code} {_t.monotonic() - t0:.2f}\n")
+        codes.append(r.code)
+        mall.passes.append((step, r.code))
+        if r.code == 0:
+            return codes
+        assert r.code == 1, (step, r)
+        if not args:
+            report = r.json()
+            assert report["errors"] and not report["ok"], (step, report)
+    raise AssertionError(f"{step}: no pass exited 0 in {MAX_PASSES}: {codes}")
+
+
+def story(cli, mall: Mall) -> dict[str, Any]:
+    """The mission story; returns what the test needs to check the end state."""
+    m, v = mall.merchant, mall.vendors
+    for name, vendor in v.items():
+        converge(cli, mall, "publish", "map", "add", name, next(iter(vendor.products.values())))
+    converge(cli, mall, "after publish")
+    links = cli("map", "list", "--json").json()
+    mall._variants = {x["sku"]: x["merchant_variant_id"] for link in links for x in link["variants"]}  # type: ignore[attr-defined]
+
+    # The vendors edit their listings: a new title, a new price on the S size.
+    tees, mugs, prints = v["tees"], v["mugs"], v["prints"]
+    tees.store.update_product(tees.products["TEE-S"], title="Linen Shirt (relaxed)")
+    tees.store.update_variant(tees.variants["TEE-S"], price="44.00")
+    mugs.store.update_product(int(mugs.products["MUG-S"]), name="Linen Shirt (washed)")
+    mugs.store.update_variation(int(mugs.products["MUG-S"]), int(mugs.variants["MUG-S"]), regular_price="46.00")
+    prints.store.update_product(prints.products["PRT-S"], name="Linen Shirt (printed)")
+    prints.store.update_variant(prints.variants["PRT-S"], price="48.00")
+    converge(cli, mall, "listing edit")
+
+    # Stock moves on the vendors' side: a restock and a storefront sale each.
+    sold: Counter[str] = Counter()
+    restock: Counter[str] = Counter()
+    for name, vendor in v.items():
+        s_sku, m_sku = SKUS[name]
+        vendor.set_stock(m_sku, START["M"] + 2)
+        restock[m_sku] += 2
+        vendor.sell(s_sku, 1)
+        sold[s_sku] += 1
+    converge(cli, mall, "vendor stock")
+
+    # Shoppers buy on the merchant: one order from all three vendors (and the merchant's own mug),
+    # one from two vendors, one from the Shopify vendor alone.
+    own = m.add_product("House Mug", variants=[{"sku": "HOUSE", "price": "9.00", "available": 10}])
+    lines = {
+        "A": [("TEE-S", 2), ("MUG-S", 1), ("PRT-S", 1)],
+        "B": [("MUG-M", 1), ("PRT-M", 2)],
+        "C": [("TEE-M", 1)],
+    }
+    orders = {}
+    for key, items in lines.items():
+        extra = [(own["variants"][0]["id"], 1)] if key == "A" else []
+        orders[key] = m.place_order(
+            [(mall.merchant_variant(sku), q) for sku, q in items] + extra,
+            email="ada@example.com",
+            shipping_address=ADDRESS,
+            note="gift wrap",
+        )
+        for sku, q in items:
+            sold[sku] += q
+    converge(cli, mall, "orders")
+
+    # The merchant edits order A's attributes, and cancels order B.
+    m.update_order(
+        orders["A"]["id"], note="leave at the door", shipping_address={**ADDRESS, "address1": "2 Difference Rd"}
+    )
+    converge(cli, mall, "attribute edit")
+    m.cancel_order(orders["B"]["id"], restock=True)
+    for sku, q in lines["B"]:
+        sold[sku] -= q
+    converge(cli, mall, "cancellation")
+
+    # Squarespace cannot cancel through its API: the vendor does it in its admin after the e-mail.
+    pushed = {name: vendor_orders(vendor) for name, vendor in v.items()}
+    (b_print,) = [o for o in pushed["prints"] if any(li["sku"] == "PRT-M" for li in o["lineItems"])]
+    prints.store.cancel_order(b_print["id"], restock=True)
+    # The vendors ship order A (the Shopify vendor only one of its two shirts first) and order C.
+    (a_tee,) = [o for o in pushed["tees"] if any(li["sku"] == "TEE-S" for li in o["lineItems"])]
+    (c_tee,) = [o for o in pushed["tees"] if any(li["sku"] == "TEE-M" for li in o["lineItems"])]
+    tees.store.fulfill_order(a_tee["id"], [(tees.variants["TEE-S"], 1)], UPS)
+    (a_mug,) = [o for o in pushed["mugs"] if any(li["sku"] == "MUG-S" for li in o["line_items"])]
+    mugs.store.add_tracking(a_mug["id"], USPS["number"], USPS["company"], USPS["url"])
+    mugs.store.complete_order(a_mug["id"])
+    (a_print,) = [o for o in pushed["prints"] if any(li["sku"] == "PRT-S" for li in o["lineItems"])]
+    prints.store.fulfill(a_print["id"], [{"carrier": DHL["company"], "tracking_number": DHL["number"]}])
+    tees.store.fulfill_order(c_tee["id"], None, UPS2)
+    converge(cli, mall, "shipments")
+    tees.store.fulfill_order(a_tee["id"], None, {**UPS2, "number": "1Z004"})
+    converge(cli, mall, "rest of the shipment")
+    return {"sold": sold, "restock": restock, "orders": orders}
+
+
+def vendor_orders(vendor: VendorStore) -> list[dict[str, Any]]:
+    """The orders vsc pushed into a vendor store (not the vendor's own storefront sales)."""
+    if vendor.platform == "shopify":
+        return [o for o in vendor.orders() if (o.get("sourceIdentifier") or "").startswith("vsc-")]
+    if vendor.platform == "woocommerce":
+        return [o for o in vendor.orders() if any(x["key"] == "_vsc_marker" for x in o.get("meta_data") or [])]
+    return [o for o in vendor.orders() if o.get("externalOrderReference")]
+
+
+def snapshot(mall: Mall) -> dict[str, Any]:
+    """Every store's state that the story changes, without ids or timestamps."""
+    m = mall.merchant
+    loc = m.primary_location_id
+    out: dict[str, Any] = {"listings": {}, "merchant orders": {}}
+    for p in m.products():
+        out["listings"][(p["vendor"], p["title"])] = {
+            "status": p["status"],
+            "variants": sorted((v["sku"], v["price"], m.available(v["id"], loc)) for v in p["variants"]),
+        }
+    for o in m.orders():
+        order = m.order(o["id"])
+        skus = {li["id"]: li["sku"] for li in order["lineItems"]}
+        out["merchant orders"][order["name"]] = {
+            "cancelled": order["cancelledAt"] is not None,
+            "status": order["displayFulfillmentStatus"],
+            "lines": sorted((li["sku"], li["quantity"], li["fulfilled"]) for li in order["lineItems"]),
+            "fulfillments": sorted(
+                (
+                    tuple(sorted((skus.get(x["lineItemId"], x["lineItemId"]), x["quantity"]) for x in f["lines"])),
+                    tuple(sorted((t["number"], t["company"]) for t in f.get("trackingInfo") or [])),
+                )
+                for f in order["fulfillments"]
+            ),
+        }
+    for name, vendor in mall.vendors.items():
+        pushed = vendor_orders(vendor)
+        out[name] = {
+            "stock": {sku: vendor.stock(sku) for sku in SKUS[name]},
+            "orders": sorted(vendor_order_view(vendor, o) for o in pushed),
+        }
+    return out
+
+
+def vendor_order_view(vendor: VendorStore, o: dict[str, Any]) -> tuple:
+    if vendor.platform == "shopify":
+        return (
+            tuple(sorted((li["sku"], li["quantity"]) for li in o["lineItems"])),
+            o["cancelledAt"] is not None,
+            o["note"],
+            o["shippingAddress"]["address1"],
+            o["displayFulfillmentStatus"],
+        )
+    if vendor.platform == "woocommerce":
+        return (
+            tuple(sorted((li["sku"], li["quantity"]) for li in o["line_items"])),
+            o["status"],
+            o["customer_note"],
+            o["shipping"]["address_1"],
+        )
+    return (tuple(sorted((li["sku"], li["quantity"]) for li in o["lineItems"])), o["fulfillmentStatus"])
+
+
+def run(cli, monkeypatch, *, faults: bool) -> tuple[Mall, dict[str, Any], dict[str, Any], list[Any]]:
+    inbox = Inbox()
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    smtp = Controller(inbox, hostname="127.0.0.1", port=port)
+    smtp.start()
+    mall = open_mall(cli, monkeypatch, port)
+    try:
+        if faults:
+            platforms = ["shopify", *(v.platform for v in mall.vendors.values())]
+            for i, (store, platform) in enumerate(zip(mall.stores(), platforms, strict=True)):
+                mall.faults.append(store.inject(fault_mix(platform, SEED + i)))
+        facts = story(cli, mall)
+        for store in mall.stores():
+            store.clear_faults()
+        # The vendor's own order number depends on the order the pushes landed in: leave it out.
+        mails = [(msg["To"], re.sub(r" order \S+ \(", " order (", msg["Subject"])) for msg in inbox.messages]
+        return mall, facts, snapshot(mall), mails
+    finally:
+        mall.stop()
+        smtp.stop()
+
+
+@pytest.fixture
+def fast_sessions(monkeypatch):
+    """Every `vsc` command of the test opens its stores with short timeouts and no real sleeps."""
+    from vsc.commands import mapping, operating
+
+    opened = cli_module.open_context
+
+    def open_context(**kw):
+        ctx = opened(**kw)
+        ctx.session_kw = dict(FAST)
+        return ctx
+
+    for module in (cli_module, mapping, operating):
+        monkeypatch.setattr(module, "open_context", open_context)
+
+
+def test_twenty_percent_faults_on_every_store_converge_to_the_fault_free_end_state(
+    cli, monkeypatch, isolated, fast_sessions
+):
+    ref_mall, ref_facts, reference, ref_mail = run(cli, monkeypatch, faults=False)
+    assert {code for _, code in ref_mall.passes} == {0}, ref_mall.passes  # fault-free: every pass is clean
+
+    os.rename(isolated / "vsc.db", isolated / "reference.db")
+    mall, facts, end, mail = run(cli, monkeypatch, faults=True)
+
+    # Faults fired on every store, of every kind, and made passes fail before they caught up.
+    fired = Counter[str]()
+    for fault in mall.faults:
+        assert fault.fired > 0, fault
+        fired += fault.kinds
+    assert set(fired) == {c.label for f in mall.faults for c in f.choices}, fired
+    codes = [code for _, code in mall.passes]
+    assert codes.count(1) > 0 and set(codes) == {0, 1}, mall.passes
+    assert end == reference
+
+    # No duplicate order on any vendor, no duplicate fulfillment on the merchant, no stock move twice.
+    for name, vendor in mall.vendors.items():
+        orders = vendor_orders(vendor)
+        assert len(orders) == len(vendor_orders(ref_mall.vendors[name])) > 0
+        for sku in SKUS[name]:
+            size = sku[-1]
+            assert vendor.stock(sku) == START[size] + facts["restock"][sku] - facts["sold"][sku], sku
+    tracking = Counter(t for o in end["merchant orders"].values() for f in o["fulfillments"] for t in f[1])
+    assert tracking and max(tracking.values()) == 1, tracking
+
+    # Each vendor got each e-mail once, the same ones as without faults.
+    assert sorted(mail) == sorted(ref_mail)
+    assert len(set(mail)) == len(mail) and {to for to, _ in mail} == {f"orders@{n}.example" for n in VENDORS}
+
+    con = sqlite3.connect(isolated / "vsc.db")
+    try:
+        assert con.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
+    finally:
+        con.close()

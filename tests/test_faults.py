@@ -22,13 +22,17 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
+import requests
 from aiosmtpd.controller import Controller
 
 from tests.marketplace import VendorStore, start_merchant, start_vendor
 from tests.test_notify import Inbox
+from tests.test_orders import ADDRESS
 from vsc import cli as cli_module
 from vsc.sandbox.base import Fault
-from vsc.sandbox.shopify import ShopifySandbox
+from vsc.sandbox.shopify import GRAPHQL_PATH, ShopifySandbox
+from vsc.sandbox.squarespace import SquarespaceSandbox
+from vsc.sandbox.woocommerce import WooCommerceSandbox
 
 SEED = int(os.environ.get("VSC_FAULTS_SEED", "20260408"))  # another seed explores other fault sequences
 RATE = 0.2
@@ -43,14 +47,6 @@ STALL = READ_TIMEOUT * 2
 VENDORS = {"tees": "shopify", "mugs": "woocommerce", "prints": "squarespace"}
 SKUS = {"tees": ("TEE-S", "TEE-M"), "mugs": ("MUG-S", "MUG-M"), "prints": ("PRT-S", "PRT-M")}
 START = {"S": 8, "M": 6}
-ADDRESS = {
-    "firstName": "Ada",
-    "lastName": "Lovelace",
-    "address1": "1 Analytical St",
-    "city": "London",
-    "countryCode": "GB",
-    "zip": "N1 1AA",
-}
 UPS = {"number": "1Z001", "company": "UPS", "url": "https://ups.example/t/1Z001"}
 UPS2 = {"number": "1Z002", "company": "UPS", "url": "https://ups.example/t/1Z002"}
 USPS = {"number": "9400111", "company": "USPS", "url": "https://usps.example/t/9400111"}
@@ -83,6 +79,7 @@ class Mall:
     vendors: dict[str, VendorStore]
     faults: list[Fault]
     passes: list[tuple[str, int]]  # (step, exit code) of every pass
+    steps: list[tuple[str, dict[str, Any]]]  # (step, snapshot once its passes caught up)
 
     def stores(self) -> list[Any]:
         return [self.merchant, *(v.store for v in self.vendors.values())]
@@ -106,21 +103,19 @@ def open_mall(cli, monkeypatch, smtp_port: int) -> Mall:
         kw = {"requests_per_minute": None, "order_creates_per_hour": None} if platform == "squarespace" else {}
         vendors[name] = start_vendor(platform, name, cli, monkeypatch, **kw)
         vendors[name].add_shirt({f"{SKUS[name][0]}": START["S"], f"{SKUS[name][1]}": START["M"]})
-    return Mall(merchant, vendors, [], [])
+    return Mall(merchant, vendors, [], [], [])
 
 
 def converge(cli, mall: Mall, step: str, *args: str) -> list[int]:
     """Run `vsc sync` (or `vsc ARGS`) until it exits 0; every earlier run must exit 1 and say why."""
     codes = []
     for _ in range(MAX_PASSES):
-        import time as _t
-
-        t0 = _t.monotonic()
         r = cli(*(args or ("sync", "--json")))
-        open("/tmp/faults-timing.txt", "a").write(f"{step} {args} {r.code} {_t.monotonic() - t0:.2f}\n")
         codes.append(r.code)
         mall.passes.append((step, r.code))
         if r.code == 0:
+            if not args:
+                mall.steps.append((step, snapshot(mall)))
             return codes
         assert r.code == 1, (step, r)
         if not args:
@@ -286,8 +281,13 @@ def run(cli, monkeypatch, *, faults: bool) -> tuple[Mall, dict[str, Any], dict[s
             for i, (store, platform) in enumerate(zip(mall.stores(), platforms, strict=True)):
                 mall.faults.append(store.inject(fault_mix(platform, SEED + i)))
         facts = story(cli, mall)
+        # Caught up means caught up: without faults, one more pass finds nothing to write.
         for store in mall.stores():
             store.clear_faults()
+            store.reset_requests()
+        r = cli("sync", "--json")
+        assert r.code == 0 and [a for a in r.json()["actions"] if a["write"]] == [], r
+        assert sum(store.count(write=True) for store in mall.stores()) == 0
         # The vendor's own order number depends on the order the pushes landed in: leave it out.
         mails = [(msg["To"], re.sub(r" order \S+ \(", " order (", msg["Subject"])) for msg in inbox.messages]
         return mall, facts, snapshot(mall), mails
@@ -329,6 +329,10 @@ def test_twenty_percent_faults_on_every_store_converge_to_the_fault_free_end_sta
     assert set(fired) == {c.label for f in mall.faults for c in f.choices}, fired
     codes = [code for _, code in mall.passes]
     assert codes.count(1) > 0 and set(codes) == {0, 1}, mall.passes
+    # After every step, the state the passes converged to is the fault-free run's.
+    assert [step for step, _ in mall.steps] == [step for step, _ in ref_mall.steps]
+    for (step, state), (_, expected) in zip(mall.steps, ref_mall.steps, strict=True):
+        assert state == expected, step
     assert end == reference
 
     # No duplicate order on any vendor, no duplicate fulfillment on the merchant, no stock move twice.
@@ -350,3 +354,69 @@ def test_twenty_percent_faults_on_every_store_converge_to_the_fault_free_end_sta
         assert con.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
     finally:
         con.close()
+
+
+def test_fault_rules_pick_requests_by_operation_method_path_and_rate():
+    """Each rule fires on the requests it names, in each platform's own error shape."""
+    shop = ShopifySandbox(shop="mall").start()
+    woo = WooCommerceSandbox().start()
+    sq = SquarespaceSandbox(requests_per_minute=None).start()
+    try:
+        gql = f"{shop.url}{GRAPHQL_PATH}"
+        headers = {"X-Shopify-Access-Token": shop.token}
+
+        def graphql(query: str) -> requests.Response:
+            return requests.post(gql, json={"query": query}, headers=headers, timeout=5)
+
+        set_title = 'mutation Rename { productSet(input: {title: "Hat"}, synchronous: true) { product { id } } }'
+        shop.inject(Fault("throttle", operation="productSet", times=1))
+        shop.inject(Fault("status", status=503, operation="ShopName", times=1))
+        assert graphql("{ shop { name } }").status_code == 200  # neither rule names this one
+        r = graphql("query ShopName { shop { name } }")  # by GraphQL operation name
+        assert r.status_code == 503 and r.json() == {"errors": "Internal Server Error"}
+        r = graphql(set_title)  # by root field: THROTTLED rides on HTTP 200, nothing ran
+        assert r.status_code == 200 and r.json()["errors"][0]["extensions"]["code"] == "THROTTLED"
+        assert shop.products() == []
+        assert graphql(set_title).json()["data"]["productSet"]["product"]["id"]
+
+        auth = (woo.consumer_key, woo.consumer_secret)
+        woo.inject(Fault("status", status=429, retry_after=7, method="POST", path=r"/orders$", times=1))
+        assert requests.get(f"{woo.url}/wp-json/wc/v3/orders", auth=auth, timeout=5).status_code == 200
+        r = requests.post(f"{woo.url}/wp-json/wc/v3/orders", json={}, auth=auth, timeout=5)
+        assert r.status_code == 429 and r.headers["Retry-After"] == "7" and r.json()["data"]["status"] == 429
+
+        sq_headers = {"Authorization": f"Bearer {sq.api_key}", "User-Agent": "vsc-test"}
+        sq.inject(Fault("throttle", operation="orders.list", times=1))
+        r = requests.get(f"{sq.url}/1.0/commerce/orders", headers=sq_headers, timeout=5)
+        assert r.status_code == 429 and "Retry-After" not in r.headers
+
+        # Stalls: the client times out either way; the store applied the first write, not the second.
+        item = woo.add_product("Cap", stock=5)
+        for applied, stock in ((True, 1), (False, 2)):
+            woo.inject(Fault("timeout", delay=0.6, applied=applied, method="PUT", times=1))
+            with pytest.raises(requests.Timeout):
+                requests.put(
+                    f"{woo.url}/wp-json/wc/v3/products/{item['id']}",
+                    json={"manage_stock": True, "stock_quantity": stock if applied else 9},
+                    auth=auth,
+                    timeout=0.3,
+                )
+            assert woo.stock(item["id"]) == 1
+
+        # A mix fires at its rate and draws its kinds from its own seed: the same seed, the same faults.
+        draws = []
+        for _ in range(2):
+            mix = Fault("mix", rate=0.5, seed=7, choices=[Fault("status", status=500), Fault("cut_before")])
+            shop.faults[:] = [mix]
+            codes = []
+            for _ in range(40):
+                try:
+                    codes.append(graphql("{ shop { name } }").status_code)
+                except requests.ConnectionError:
+                    codes.append(0)
+            draws.append(codes)
+            assert 10 < mix.fired < 30 and set(mix.kinds) == {"status 500", "cut_before"}
+        assert draws[0] == draws[1]
+    finally:
+        for s in (shop, woo, sq):
+            s.stop()

@@ -220,7 +220,11 @@ class _Handler(BaseHTTPRequestHandler):
             self._stall(fault.delay)
             return
         if fault is not None and fault.kind == "status":
-            resp = SandboxResponse(fault.status, store.fault_body(fault.status))
+            body = store.fault_body(fault.status)
+            if isinstance(body, bytes):  # an HTML page from a proxy in front of the store
+                resp = SandboxResponse(fault.status, raw=body, headers={"Content-Type": "text/html; charset=utf-8"})
+            else:
+                resp = SandboxResponse(fault.status, body)
             if fault.retry_after is not None:
                 resp.headers["Retry-After"] = str(int(fault.retry_after))
             store._record(req, resp.status, None)
@@ -342,6 +346,7 @@ class SandboxStore:
         return {name} if name else set()
 
     def fault_body(self, status: int) -> Any:
+        """The body of an injected error status: JSON data, or bytes for an HTML page."""
         return {"error": f"injected HTTP {status}"}
 
     def throttle_response(self, req: SandboxRequest) -> SandboxResponse:

@@ -517,6 +517,21 @@ class WooCommerceSandbox(SandboxStore):
         return match[0] if match else None
 
     def fault_body(self, status: int) -> Any:
+        if status in (502, 503, 504):
+            # Gateway errors come from the web server or proxy in front of WordPress, as HTML.
+            reason = {502: "Bad Gateway", 503: "Service Temporarily Unavailable", 504: "Gateway Time-out"}[status]
+            return (
+                f"<html>\r\n<head><title>{status} {reason}</title></head>\r\n<body>\r\n"
+                f"<center><h1>{status} {reason}</h1></center>\r\n<hr><center>nginx</center>\r\n</body>\r\n</html>\r\n"
+            ).encode()
+        if status == 500:
+            # WordPress's fatal-error handler answers REST requests in the REST error shape.
+            return {
+                "code": "internal_server_error",
+                "message": "<p>There has been a critical error on this website.</p>",
+                "data": {"status": 500},
+                "additional_errors": [],
+            }
         return {"code": "http_error", "message": f"injected HTTP {status}", "data": {"status": status}}
 
     def handle(self, req: SandboxRequest) -> SandboxResponse:

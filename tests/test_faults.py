@@ -38,10 +38,11 @@ SEED = int(os.environ.get("VSC_FAULTS_SEED", "20260408"))  # another seed explor
 RATE = 0.2
 #: passes allowed per step before the test gives up on convergence
 MAX_PASSES = 15
-# No real waiting between retries (the sandboxes count requests, they do not need time), and a
-# short read timeout so the injected stalls cost little; a normal answer comes in milliseconds.
-READ_TIMEOUT = 0.5
-FAST = {"sleep": lambda s: None, "timeout": (5.0, READ_TIMEOUT)}
+# No real waiting between retries (the sandboxes count requests, they do not need time). Under
+# faults, a short read timeout keeps each injected stall cheap; a normal answer takes milliseconds.
+# The fault-free run waits as long as vsc does, so a slow machine cannot fail it.
+READ_TIMEOUT = 0.3
+SESSION = {"sleep": lambda s: None, "timeout": (10.0, 60.0)}
 STALL = READ_TIMEOUT * 2
 
 VENDORS = {"tees": "shopify", "mugs": "woocommerce", "prints": "squarespace"}
@@ -294,6 +295,7 @@ def run(cli, monkeypatch, *, faults: bool, expected: list | None = None) -> tupl
     mall.expected = list(expected or [])
     try:
         if faults:
+            monkeypatch.setitem(SESSION, "timeout", (10.0, READ_TIMEOUT))
             platforms = ["shopify", *(v.platform for v in mall.vendors.values())]
             for i, (store, platform) in enumerate(zip(mall.stores(), platforms, strict=True)):
                 mall.faults.append(store.inject(fault_mix(platform, SEED + i)))
@@ -322,7 +324,7 @@ def fast_sessions(monkeypatch):
 
     def open_context(**kw):
         ctx = opened(**kw)
-        ctx.session_kw = dict(FAST)
+        ctx.session_kw = dict(SESSION)
         return ctx
 
     for module in (cli_module, mapping, operating):

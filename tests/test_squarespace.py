@@ -489,6 +489,17 @@ def test_a_429_cools_down_for_a_minute_then_succeeds(sandbox):
     assert limiter.waited >= 55  # the one-minute cool-down was waited out, not failed
 
 
+def test_the_default_limiter_sleeps_through_the_sessions_sleep(sandbox):
+    """`vsc sync` opens connectors with the session's keywords only: the cool-down after a 429
+    must go through the same `sleep` as the session's retries (tests make it instant)."""
+    vid = tee(sandbox)["variants"][0]["id"]
+    slept: list[float] = []
+    conn = SquarespaceConnector.open("vendor-sq", sandbox.api_key, sandbox.url, sleep=slept.append)
+    sandbox.inject(Fault("throttle", operation="inventory.get", times=1))
+    assert conn.read_stock([VariantRef("p", vid)])
+    assert conn.session.stats["status_429"] == 1 and max(slept) >= 55  # the cool-down, through `sleep`
+
+
 def test_sandbox_order_create_hourly_limit(sandbox, conn):
     vid = tee(sandbox, quantity=100)["variants"][0]["id"]
     sandbox.order_creates_per_hour = 2

@@ -111,8 +111,11 @@ class Fault:
     expression searched in the path), `operation` (the store's operation name for the
     request: a Shopify GraphQL root field such as "orderCreate" or the document's operation
     name; a WooCommerce or Squarespace route name) and `match(request)` that are set must
-    hold. `rate` is the chance it fires on a matching request, drawn from a generator seeded
-    with `seed` (the store's own when None); `times` how often at most (None: forever);
+    hold. `rate` is the chance it fires on a matching request; `times` how often at most
+    (None: forever). Without a `seed` the draws come from the store's generator, in request
+    order. With one, whether the n-th request of an operation (method and operation name, or
+    path) fails, and how, depends only on (seed, operation, n): a run that sends one more read
+    somewhere (a cursor window crossing a second boundary) still fails the same writes.
     `fired` counts firings and `kinds` the firings by `label`.
     """
 
@@ -138,7 +141,7 @@ class Fault:
             raise ValueError(f"unknown fault kind {self.kind!r}; one of {sorted(FAULT_KINDS)}")
         if self.kind == "mix" and not self.choices:
             raise ValueError("a mix fault needs choices")
-        self._random = random.Random(self.seed) if self.seed is not None else None
+        self._seen: Counter[str] = Counter()
 
     def applies_to(self, store: SandboxStore, req: SandboxRequest) -> bool:
         """Whether this rule selects `req` (before its rate is drawn)."""
@@ -150,9 +153,13 @@ class Fault:
             return False
         return self.match is None or bool(self.match(req))
 
-    def draw(self, fallback: random.Random) -> Fault | None:
-        """Fire or not (at `rate`); the fault to inject when firing."""
-        rng = self._random or fallback
+    def draw(self, fallback: random.Random, operation: str = "") -> Fault | None:
+        """Fire or not (at `rate`) on a request of `operation`; the fault to inject when firing."""
+        rng = fallback
+        if self.seed is not None:
+            self._seen[operation] += 1
+            # A str seed is hashed with SHA-512: the same in every process, whatever PYTHONHASHSEED.
+            rng = random.Random(f"{self.seed}:{operation}:{self._seen[operation]}")
         if self.rate < 1.0 and rng.random() >= self.rate:
             return None
         self.fired += 1
@@ -370,10 +377,13 @@ class SandboxStore:
                     continue
                 if not fault.applies_to(self, req):
                     continue
-                chosen = fault.draw(self.random)
+                chosen = fault.draw(self.random, self._operation_key(req) if fault.seed is not None else "")
                 if chosen is not None:
                     return chosen
         return None
+
+    def _operation_key(self, req: SandboxRequest) -> str:
+        return f"{req.method} {self.operation_name(req) or req.path}"
 
     def inject(self, fault: Fault) -> Fault:
         with self.lock:

@@ -119,13 +119,28 @@ def converge(cli, mall: Mall, step: str, *args: str) -> list[int]:
             if not args:
                 mall.steps.append((step, snapshot(mall)))
                 if mall.expected:  # the first step that ends elsewhere than without faults, as it happens
-                    assert mall.steps[-1] == mall.expected[len(mall.steps) - 1], step
+                    assert mall.steps[-1] == mall.expected[len(mall.steps) - 1], differences(
+                        step, mall.steps[-1][1], mall.expected[len(mall.steps) - 1][1]
+                    )
             return codes
         assert r.code == 1, (step, r)
         if not args:
             report = r.json()
             assert report["errors"] and not report["ok"], (step, report)
     raise AssertionError(f"{step}: no pass exited 0 in {MAX_PASSES}: {codes}")
+
+
+def differences(step: str, got: dict[str, Any], want: dict[str, Any]) -> str:
+    """What differs between two snapshots, part by part (the whole pair is too long to read)."""
+    lines = [f"after {step!r}, with faults vs without:"]
+    for key in sorted(set(got) | set(want)):
+        a, b = got.get(key), want.get(key)
+        if isinstance(a, dict) and isinstance(b, dict):
+            keys = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
+            lines += [f"  {key}/{k}: {a.get(k)!r} != {b.get(k)!r}" for k in keys]
+        elif a != b:
+            lines.append(f"  {key}: {a!r} != {b!r}")
+    return "\n".join(lines)
 
 
 def story(cli, mall: Mall) -> dict[str, Any]:

@@ -18,7 +18,7 @@ import re
 import socket
 import sqlite3
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
@@ -55,7 +55,7 @@ DHL = {"number": "JD003", "company": "DHL", "url": "https://dhl.example/t/JD003"
 
 
 def fault_mix(platform: str, seed: int) -> Fault:
-    """20 % of every request to `store` fails, each failure one of the kinds its platform produces."""
+    """RATE of every request to a store on `platform` fails, each failure one of the kinds it produces."""
     kinds = [
         Fault("status", status=500),
         Fault("status", status=502),
@@ -82,12 +82,10 @@ class Mall:
     passes: list[tuple[str, int]]  # (step, exit code) of every pass
     steps: list[tuple[str, dict[str, Any]]]  # (step, snapshot once its passes caught up)
     expected: list[tuple[str, dict[str, Any]]]  # the fault-free run's steps, to compare as they come
+    merchant_variants: dict[str, str] = field(default_factory=dict)  # sku → merchant variant id
 
     def stores(self) -> list[Any]:
         return [self.merchant, *(v.store for v in self.vendors.values())]
-
-    def merchant_variant(self, sku: str) -> str:
-        return self._variants[sku]
 
     def stop(self) -> None:
         for s in self.stores():
@@ -150,7 +148,7 @@ def story(cli, mall: Mall) -> dict[str, Any]:
         converge(cli, mall, "publish", "map", "add", name, next(iter(vendor.products.values())))
     converge(cli, mall, "after publish")
     links = cli("map", "list", "--json").json()
-    mall._variants = {x["sku"]: x["merchant_variant_id"] for link in links for x in link["variants"]}  # type: ignore[attr-defined]
+    mall.merchant_variants.update({x["sku"]: x["merchant_variant_id"] for link in links for x in link["variants"]})
 
     # The vendors edit their listings: a new title, a new price on the S size.
     tees, mugs, prints = v["tees"], v["mugs"], v["prints"]
@@ -185,7 +183,7 @@ def story(cli, mall: Mall) -> dict[str, Any]:
     for key, items in lines.items():
         extra = [(own["variants"][0]["id"], 1)] if key == "A" else []
         orders[key] = m.place_order(
-            [(mall.merchant_variant(sku), q) for sku, q in items] + extra,
+            [(mall.merchant_variants[sku], q) for sku, q in items] + extra,
             email="ada@example.com",
             shipping_address=ADDRESS,
             note="gift wrap",
@@ -291,6 +289,9 @@ def vendor_order_view(vendor: VendorStore, o: dict[str, Any]) -> tuple:
 
 
 def run(cli, monkeypatch, *, faults: bool, expected: list | None = None) -> tuple[Mall, dict, dict, list]:
+    """The story on fresh stores, a fresh database and a fresh SMTP server: (mall, facts, end state,
+    e-mails as (to, subject)). With `faults`, every store fails RATE of its requests; `expected`
+    (the fault-free run's steps) is compared with each step as it converges."""
     inbox = Inbox()
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

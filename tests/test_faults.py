@@ -34,8 +34,9 @@ from vsc.sandbox.shopify import GRAPHQL_PATH, ShopifySandbox
 from vsc.sandbox.squarespace import SquarespaceSandbox
 from vsc.sandbox.woocommerce import WooCommerceSandbox
 
-SEED = int(os.environ.get("VSC_FAULTS_SEED", "1"))  # another seed explores other fault sequences
-RATE = 0.2
+# Another seed (or a higher rate) explores other fault sequences: VSC_FAULTS_SEED=7 pytest ...
+SEED = int(os.environ.get("VSC_FAULTS_SEED", "1"))
+RATE = float(os.environ.get("VSC_FAULTS_RATE", "0.2"))
 #: passes allowed per step before the test gives up on convergence
 MAX_PASSES = 15
 # No real waiting between retries (the sandboxes count requests, they do not need time). Under

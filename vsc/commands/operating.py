@@ -173,7 +173,7 @@ def status(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] 
         result = last["result"] if last else "never"
         style = {"ok": "green", "failed": "red", "stopped": "red", "interrupted": "yellow"}.get(result, "")
         lag = ", ".join(
-            f"{c['stream']} {_ago(c['lag_seconds'])}" for c in s["cursors"] if c["stream"] != "catalog-sweep"
+            f"{c['stream']} {_ago(c['lag_seconds'])}" for c in s["cursors"] if c["stream"] in ("catalog", "orders", "inventory", "tracking")
         )
         throttle = s["last_rate_limit"]
         table.add_row(

@@ -22,6 +22,10 @@ schedule_app = typer.Typer(
 app.add_typer(schedule_app, name="schedule")
 
 
+#: the cursors `vsc status` shows (others are bookkeeping: sweeps, vsc's own changes)
+STREAM_CURSORS = ("catalog", "orders", "inventory", "tracking")
+
+
 def _ago(seconds: float | None) -> str:
     if seconds is None:
         return "-"
@@ -173,7 +177,7 @@ def status(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] 
         result = last["result"] if last else "never"
         style = {"ok": "green", "failed": "red", "stopped": "red", "interrupted": "yellow"}.get(result, "")
         lag = ", ".join(
-            f"{c['stream']} {_ago(c['lag_seconds'])}" for c in s["cursors"] if c["stream"] in ("catalog", "orders", "inventory", "tracking")
+            f"{c['stream']} {_ago(c['lag_seconds'])}" for c in s["cursors"] if c["stream"] in STREAM_CURSORS
         )
         throttle = s["last_rate_limit"]
         table.add_row(

@@ -26,7 +26,8 @@ from vsc.engine import brakes, catalog, inventory, orders, tracking
 from vsc.engine.actions import Action
 from vsc.engine.context import Context
 from vsc.engine.lock import PassLock
-from vsc.errors import UsageError, VscError
+from vsc.engine.stores import refused
+from vsc.errors import AuthError, UsageError, VscError
 
 log = logging.getLogger("vsc.engine")
 
@@ -121,6 +122,8 @@ def execute(
             log.debug("action %s failed", action.key, exc_info=True)
         action.status = "failed"
         action.error = str(exc) if isinstance(exc, VscError) else f"{type(exc).__name__}: {exc}"
+        if isinstance(exc, AuthError):
+            action.error = refused(state, exc)
         state.journal_finish(entry, status="failed", error=action.error)
         if on_error is not None:
             on_error(ctx, action, exc)
@@ -332,6 +335,11 @@ def _run_pass(
                 except brakes.BrakeEngaged as exc:
                     outcome[name] = "stopped"
                     result.errors.append(f"{exc}. {exc.hint}")
+                    halted.add(name)
+                    continue
+                except AuthError as exc:  # its credentials are gone: its other streams would only fail too
+                    result.errors.append(f"{name} ({stream}): {refused(ctx.state, exc)}")
+                    outcome[name] = "failed"
                     halted.add(name)
                     continue
                 except VscError as exc:

@@ -1,0 +1,268 @@
+"""The bad-input catalogue: one test per kind of bad input vsc must survive (issue 8).
+
+Each test drives the real `vsc` command line against sandbox stores over HTTP on a
+real SQLite file, and checks three things: the message says what is wrong and what
+to do, the exit code is the contract's (2: bad input or usage, nothing changed;
+1: the pass ran but some actions failed), and nothing was lost or changed wrongly
+(database rows, links, journal, the stores).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.marketplace import PLATFORMS, Market, open_market
+from vsc.sandbox.shopify import ShopifySandbox
+
+
+def snapshot(db: Path) -> dict[str, list[tuple]]:
+    """Every row of every table: what "nothing changed" is checked against."""
+    con = sqlite3.connect(db)
+    try:
+        tables = [r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")]
+        return {t: con.execute(f"SELECT * FROM [{t}] ORDER BY rowid").fetchall() for t in tables}
+    finally:
+        con.close()
+
+
+def rows(db: Path, sql: str) -> list[tuple]:
+    con = sqlite3.connect(db)
+    try:
+        return con.execute(sql).fetchall()
+    finally:
+        con.close()
+
+
+@pytest.fixture(params=PLATFORMS)
+def market(request, cli, isolated, monkeypatch):
+    m = open_market(request.param, cli, monkeypatch)
+    yield m
+    m.stop()
+
+
+def publish_shirt(cli: Any, m: Market) -> dict[str, Any]:
+    """Publish the vendor's two-size shirt; returns its `map list` entry."""
+    pid = m.vendor.add_shirt()
+    r = cli("map", "add", "acme", pid)
+    assert r.code == 0, r
+    (link,) = cli("map", "list", "--json").json()
+    return link
+
+
+# -- 1. settings ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            "auto_variant: true\norder_push: maybe\nstock_buffer: -2\nprice_rule: {percent: lots}\n"
+            "vendors:\n  acme: {emial: a@b.c, brake_share: 101}\n",
+            [
+                "6 problems",
+                "auto_variant: unknown key (did you mean 'auto_variants'?)",
+                "order_push: must be true or false",
+                "stock_buffer: must be at least 0",
+                "price_rule.percent: must be a number",
+                "vendors.acme.emial: unknown key (did you mean 'email'?)",
+                "vendors.acme.brake_share:",
+            ],
+        ),
+        ("auto_variants: true\nvendors: [unclosed\n", ["line 3"]),
+        ("- just\n- a list\n", ["mapping"]),
+    ],
+    ids=["unknown-keys-and-wrong-types", "yaml-syntax", "not-a-mapping"],
+)
+def test_malformed_settings_are_all_reported_at_once_and_nothing_runs(cli, isolated, monkeypatch, text, expected):
+    m = open_market("shopify", cli, monkeypatch)
+    try:
+        publish_shirt(cli, m)
+        (isolated / "vsc.yaml").write_text(text)
+        m.vendor.set_stock("SH-S", 1)
+        before = snapshot(isolated / "vsc.db")
+        m.merchant.reset_requests()
+        m.vendor.store.reset_requests()
+        for args in (["sync"], ["sync", "--dry-run"], ["map", "auto", "acme"]):
+            r = cli(*args)
+            assert r.code == 2, (args, r)
+            for text_ in expected:
+                assert text_ in r.err, (text_, r.err)
+            assert "vsc.yaml" in r.err and "config.example.yaml" in r.err  # where, and what to read
+        assert snapshot(isolated / "vsc.db") == before
+        assert m.merchant.count() == 0 and m.vendor.store.count() == 0
+    finally:
+        m.stop()
+
+
+# -- 2. arguments --------------------------------------------------------------------------------
+
+
+def test_bad_arguments_exit_2_say_what_to_do_and_change_nothing(cli, isolated, monkeypatch):
+    m = open_market("woocommerce", cli, monkeypatch)
+    try:
+        publish_shirt(cli, m)
+        mug = m.vendor.add_product("Mug", [{"sku": "MUG-1"}])
+        before = snapshot(isolated / "vsc.db")
+        m.merchant.reset_requests()
+        cases = [
+            (["sync", "--vendor", "nosuch"], "nosuch"),
+            (["sync", "--only", "catalog,everything"], "Streams are: catalog, inventory, orders, tracking"),
+            (["sync", "--every", "5 parsecs"], "30s"),
+            (["map", "add", "nosuch", "1"], "nosuch"),
+            (["map", "add", "acme", "999999"], "999999"),
+            (["map", "add", "acme", mug, "--to", "gid://shopify/Product/424242"], "424242"),
+            (["map", "remove", "acme", "123456"], "vsc map list acme"),
+            (["map", "auto", "acme", "--by", "colour"], "--by"),
+            (["log", "--since", "the day before"], "3d"),
+            (["why", "NO-SUCH-SKU"], "NO-SUCH-SKU"),
+            (
+                [
+                    "connect",
+                    "shopify",
+                    "mall2",
+                    "--role",
+                    "merchant",
+                    "--shop",
+                    m.merchant.url,
+                    "--token-env",
+                    "MALL_TOKEN",
+                ],
+                "already the merchant",
+            ),
+            (
+                [
+                    "connect",
+                    "woocommerce",
+                    "bad name!",
+                    "--url",
+                    m.vendor.store.url,
+                    "--key-env",
+                    "CK",
+                    "--secret-env",
+                    "CS",
+                ],
+                "not a usable store name",
+            ),
+            (["connect", "squarespace", "sq", "--api-key-env", "NOT_SET_ANYWHERE"], "NOT_SET_ANYWHERE"),
+            (["stores", "remove", "nosuch", "--yes"], "nosuch"),
+        ]
+        for args, says in cases:
+            r = cli(*args)
+            assert r.code == 2, (args, r)
+            assert says in r.err, (args, says, r.err)
+        assert snapshot(isolated / "vsc.db") == before
+        assert m.merchant.count(write=True) == 0 and m.vendor.store.count(write=True) == 0
+    finally:
+        m.stop()
+
+
+# -- 3. the database -----------------------------------------------------------------------------
+
+
+def _future(db: Path) -> None:
+    con = sqlite3.connect(db)
+    with con:
+        con.execute(
+            "INSERT INTO _sqlite_migrations (migration_set, name, applied_at) VALUES ('vsc', '9999_future', '2030')"
+        )
+    con.close()
+
+
+@pytest.mark.parametrize(
+    ("damage", "says", "hint"),
+    [
+        ("missing", "no vsc database at", "vsc init"),
+        ("corrupt", "not a readable vsc database", "backup"),
+        ("newer", "newer vsc", "upgrade"),
+    ],
+)
+def test_missing_corrupt_or_newer_database_is_refused_and_left_untouched(cli, isolated, damage, says, hint):
+    db = isolated / "vsc.db"
+    if damage != "missing":
+        assert cli("init").code == 0
+        if damage == "corrupt":
+            db.write_bytes(b"\x00this is not sqlite\x00" * 500)
+        else:
+            _future(db)
+    before = db.read_bytes() if db.exists() else None
+    for args in (["sync"], ["stores"], ["map", "list"], ["status"], ["log"]):
+        r = cli(*args)
+        assert r.code == 2, (args, r)
+        assert says in r.err and hint in r.err.lower(), (args, r.err)
+    if damage != "missing":
+        r = cli("init")  # init must not paper over a database it cannot read
+        assert r.code == 2, r
+    assert (db.read_bytes() if db.exists() else None) == before
+
+
+# -- 4. a token revoked mid-pass -------------------------------------------------------------------
+
+
+class RevokeAfter:
+    """A sandbox fault rule that never fires: on the store's `n`-th request it revokes vsc's
+    credentials (between two requests of one pass), so the next request is refused."""
+
+    def __init__(self, vendor: Any, n: int) -> None:
+        self.vendor, self.n, self.seen = vendor, n, 0
+
+    def __call__(self, req: Any) -> bool:
+        self.seen += 1
+        if self.seen == self.n:
+            self.vendor.revoke()
+        return False
+
+
+@pytest.mark.parametrize("platform", PLATFORMS)
+def test_a_token_revoked_mid_pass_fails_that_store_alone_until_reconnected(cli, isolated, monkeypatch, platform):
+    from vsc.sandbox.base import Fault
+
+    m = open_market(platform, cli, monkeypatch)
+    other = ShopifySandbox(shop="other").start()
+    try:
+        monkeypatch.setenv("OTHER_TOKEN", other.token)
+        args = ["--role", "vendor", "--shop", other.url, "--token-env", "OTHER_TOKEN"]
+        assert cli("connect", "shopify", "other", *args).code == 0
+        link = publish_shirt(cli, m)
+        cap = other.add_product("Cap", variants=[{"sku": "CAP-1", "price": "9.00", "available": 4}])
+        assert cli("map", "add", "other", cap["id"]).code == 0
+        m.vendor.set_stock("SH-S", 2)
+        other.set_available(cap["variants"][0]["id"], None, 1)
+        m.vendor.store.inject(Fault("status", match=RevokeAfter(m.vendor, 2)))
+        links_before = rows(isolated / "vsc.db", "SELECT * FROM variant_links WHERE vendor = 'acme' ORDER BY id")
+        r = cli("sync")
+        assert r.code == 1, r
+        text = " ".join(r.err.split())
+        assert "acme" in text and "vsc connect " + platform + " acme" in text and "links are kept" in text, text
+        assert "other" not in text  # the other vendor went on, untouched by acme's failure
+        sku_of = {v["merchant_variant_id"]: v["sku"] for v in link["variants"]}
+        merchant_stock = {sku_of[vid]: m.merchant.available(vid) for vid in sku_of}
+        assert merchant_stock == {"SH-S": 5, "SH-M": 3}  # acme's change waits
+        (cap_link,) = cli("map", "list", "other", "--json").json()
+        assert m.merchant.available(cap_link["variants"][0]["merchant_variant_id"]) == 1  # other's went through
+        assert (
+            rows(isolated / "vsc.db", "SELECT * FROM variant_links WHERE vendor = 'acme' ORDER BY id") == links_before
+        )
+        status = {s["name"]: s for s in cli("status", "--json").json()["stores"]}
+        assert status["other"]["last_pass"]["result"] == "ok" and status["acme"]["last_pass"]["result"] == "failed"
+        assert status["acme"]["check_status"] == "auth failed"
+
+        m.vendor.store.clear_faults()
+        again = cli("sync")
+        assert again.code == 1 and "vsc connect" in again.err  # still refused, still said plainly
+
+        r = cli(*m.vendor.new_credentials(monkeypatch))
+        assert r.code == 0 and "Reconnected" in r.out, r
+        assert (
+            rows(isolated / "vsc.db", "SELECT * FROM variant_links WHERE vendor = 'acme' ORDER BY id") == links_before
+        )
+        assert {s["name"]: s for s in cli("status", "--json").json()["stores"]}["acme"]["check_status"] == "ok"
+        r = cli("sync")
+        assert r.code == 0, r
+        assert {sku_of[vid]: m.merchant.available(vid) for vid in sku_of} == {"SH-S": 2, "SH-M": 3}
+    finally:
+        other.stop()
+        m.stop()

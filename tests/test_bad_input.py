@@ -266,3 +266,82 @@ def test_a_token_revoked_mid_pass_fails_that_store_alone_until_reconnected(cli, 
     finally:
         other.stop()
         m.stop()
+
+
+# -- 5. a product or variant deleted on either side ---------------------------------------------
+
+
+def _publish_shirt_and_mug(cli: Any, m: Market) -> tuple[dict[str, Any], dict[str, Any]]:
+    shirt = m.vendor.add_shirt()
+    mug = m.vendor.add_product("Mug", [{"sku": "MUG-1", "qty": 4}])
+    r = cli("map", "add", "acme", shirt, mug)
+    assert r.code == 0, r
+    links = {link["vendor_product_id"]: link for link in cli("map", "list", "--json").json()}
+    return links[shirt], links[mug]
+
+
+def test_product_or_variant_deleted_on_the_vendor_side(cli, market, isolated):
+    m = market
+    shirt, mug = _publish_shirt_and_mug(cli, m)
+    m.vendor.delete_variant("SH-M")
+    m.vendor.delete_product(mug["vendor_product_id"])
+    r = cli("sync", "--json")
+    assert r.code == 0, r
+    found = {a["kind"]: a for a in r.json()["actions"] if a["stream"] == "catalog"}
+    assert set(found) == {"vendor_deleted", "diverged"}
+    assert "auto_variants is off" in found["diverged"]["summary"] and "SH-M" in found["diverged"]["summary"]
+    assert m.merchant.product(mug["merchant_product_id"])["status"] == "DRAFT"  # drafted, not lost
+    m_skus = {v["sku"] for v in m.merchant.product(shirt["merchant_product_id"])["variants"]}
+    assert m_skus == {"SH-S", "SH-M"}  # kept on the merchant while auto_variants is off
+    states = {link["vendor_product_id"]: link["state"] for link in cli("map", "list", "--json").json()}
+    assert states == {shirt["vendor_product_id"]: "diverged", mug["vendor_product_id"]: "vendor_deleted"}
+    m.merchant.reset_requests()
+    again = cli("sync", "--json")
+    assert again.code == 0 and again.json()["actions"] == [] and m.merchant.count(write=True) == 0
+
+
+def test_product_or_variant_deleted_on_the_merchant_side(cli, market, isolated):
+    m = market
+    shirt, mug = _publish_shirt_and_mug(cli, m)
+    sh_m = next(v for v in shirt["variants"] if v["sku"] == "SH-M")
+    sh_s = next(v for v in shirt["variants"] if v["sku"] == "SH-S")
+    m.merchant.delete_product(mug["merchant_product_id"])
+    m.merchant.delete_variant(sh_m["merchant_variant_id"])
+    for sku in ("SH-S", "SH-M", "MUG-1"):
+        m.vendor.set_stock(sku, 1)
+    vendor_writes = m.vendor.store.count(write=True)
+
+    r = cli("sync")  # the pass that finds out: its failed writes say what happened and what to do
+    assert r.code == 1, r
+    text = " ".join(r.err.split())
+    assert "'Mug'" in text and "was deleted on the merchant store" in text
+    assert f"vsc map remove acme {mug['vendor_product_id']}" in text and "vsc map add acme" in text
+    assert "SH-M of 'Linen Shirt' were deleted on the merchant store" in text
+    assert m.merchant.available(sh_s["merchant_variant_id"]) == 1  # the rest of the product still synced
+
+    m.merchant.reset_requests()
+    r = cli("sync")  # no retry loop: the deleted side is marked and left alone
+    assert r.code == 0, r
+    assert m.merchant.count(write=True) == 0
+    assert m.vendor.store.count(write=True) == vendor_writes  # nothing was done to the vendor's store
+    links = {link["vendor_product_id"]: link for link in cli("map", "list", "--json").json()}
+    assert links[mug["vendor_product_id"]]["state"] == "merchant_deleted"
+    assert {v["sku"]: v["state"] for v in links[shirt["vendor_product_id"]]["variants"]} == {
+        "SH-S": "active",
+        "SH-M": "merchant_deleted",
+    }
+    status = cli("status", "--json").json()
+    (acme,) = [s for s in status["stores"] if s["name"] == "acme"]
+    assert acme["failed_actions"] == []  # nothing waits for a retry that would fail forever
+    attention = {a["vendor_product_id"]: a for a in acme["links_needing_attention"]}
+    assert attention[mug["vendor_product_id"]]["state"] == "merchant_deleted"
+    assert attention[shirt["vendor_product_id"]]["merchant_deleted_skus"] == ["SH-M"]
+    assert "vsc map add acme" in cli("status").err
+    why = cli("why", "MUG-1")
+    assert why.code == 0 and "merchant_deleted" in why.out
+
+    # Publishing again is the user's choice, and works.
+    assert cli("map", "remove", "acme", mug["vendor_product_id"]).code == 0
+    assert cli("map", "add", "acme", mug["vendor_product_id"]).code == 0
+    (again,) = [x for x in cli("map", "list", "--json").json() if x["vendor_product_id"] == mug["vendor_product_id"]]
+    assert again["state"] == "active" and m.merchant.product(again["merchant_product_id"]) is not None

@@ -22,7 +22,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from vsc import notify
-from vsc.engine import brakes, catalog, inventory, orders, tracking
+from vsc.engine import brakes, catalog, gone, inventory, orders, tracking
 from vsc.engine.actions import Action
 from vsc.engine.context import Context
 from vsc.engine.lock import PassLock
@@ -141,7 +141,8 @@ def _catalog_inputs(ctx: Context, vendor: str) -> tuple[list[Any], datetime | No
 
     def load() -> tuple[list[Any], datetime | None, datetime | None, bool]:
         state = ctx.state
-        links = [link for link in state.product_links(vendor) if link.state != "vendor_deleted"]
+        gone_states = ("vendor_deleted", gone.MERCHANT_DELETED)
+        links = [link for link in state.product_links(vendor) if link.state not in gone_states]
         old = state.cursor(vendor, catalog.STREAM)
         since = old - timedelta(seconds=ctx.settings.overlap_seconds) if old else None
         return links, old, since, catalog.sweep_due(ctx, vendor, ctx.now())
@@ -348,8 +349,13 @@ def _run_pass(
                     outcome.setdefault(name, "failed")
                     continue
                 result.actions += actions
+                if not dry_run and stream != inventory.STREAM:
+                    # A listing or variant deleted on the merchant store is marked, not retried.
+                    gone.review(ctx, name, actions, result.pass_id)
             if plans and not dry_run:
                 inventory.apply_plans(ctx, plans, result.pass_id)
+                for plan in plans:
+                    gone.review(ctx, plan.vendor, plan.actions, result.pass_id)
             if result.stopped:
                 break
         for finding in gate.findings:

@@ -345,3 +345,100 @@ def test_product_or_variant_deleted_on_the_merchant_side(cli, market, isolated):
     assert cli("map", "add", "acme", mug["vendor_product_id"]).code == 0
     (again,) = [x for x in cli("map", "list", "--json").json() if x["vendor_product_id"] == mug["vendor_product_id"]]
     assert again["state"] == "active" and m.merchant.product(again["merchant_product_id"]) is not None
+
+
+# -- 6. duplicate or empty SKUs --------------------------------------------------------------------
+
+
+def test_duplicate_or_empty_skus_are_never_guessed_and_publishing_still_works(cli, market, isolated):
+    m = market
+    platform = m.vendor.platform
+    # Shopify lets a store repeat a SKU and leave one empty; WooCommerce refuses duplicates but
+    # takes empty SKUs; Squarespace needs a unique SKU on every variant. The merchant (Shopify)
+    # can always repeat one, so every platform meets an ambiguous key there.
+    dup = "DUP" if platform == "shopify" else "DUP-2"
+    tee = m.vendor.add_product(
+        "Tee",
+        [
+            {"sku": "DUP", "options": {"Size": "S"}, "qty": 2},
+            {"sku": dup, "options": {"Size": "M"}, "qty": 3},
+        ],
+        options=["Size"],
+    )
+    blank = None
+    if platform != "squarespace":
+        blank = m.vendor.add_product("Blank", [{"sku": "", "qty": 1}])
+    m.vendor.add_product("Twin", [{"sku": "TWIN", "qty": 1}])
+    for title in ("Twin A", "Twin B"):
+        m.merchant.add_product(title, variants=[{"sku": "TWIN", "price": "5.00"}])
+    if platform != "shopify":
+        m.merchant.add_product(
+            "Dup here",
+            variants=[{"sku": "DUP", "price": "5.00", "options": {"Size": s}} for s in ("S", "M")],
+        )
+
+    r = cli("map", "auto", "acme", "--by", "sku", "--apply", "--json")
+    assert r.code == 0, r
+    data = r.json()
+    assert data["linked"] == []  # nothing ambiguous is linked
+    problems = "\n".join(data["problems"])
+    assert "'TWIN' is used by 2 merchant variants" in problems
+    assert "'DUP' is used by 2 " in problems
+    if blank is not None:
+        assert "has no sku" in problems
+    ambiguous = {a["key"] for a in data["review"]["ambiguous"]}
+    assert {"TWIN", "DUP"} <= ambiguous
+    assert rows(isolated / "vsc.db", "SELECT COUNT(*) FROM variant_links") == [(0,)]
+
+    r = cli("map", "add", "acme", tee, *([blank] if blank else []))  # publishing pairs by options, not SKU
+    assert r.code == 0, r
+    linked = {x["vendor_product_id"]: x for x in cli("map", "list", "--json").json()}
+    assert len(linked[tee]["variants"]) == 2 and (blank is None or len(linked[blank]["variants"]) == 1)
+    r = cli("sync")
+    assert r.code == 0, r
+    by_vendor_variant = {v["vendor_variant_id"]: v["merchant_variant_id"] for v in linked[tee]["variants"]}
+    stock = sorted(m.merchant.available(mv) for mv in by_vendor_variant.values())
+    assert stock == [2, 3]  # each variant's own stock, even with the same SKU
+
+
+# -- 7. more than Shopify can hold -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("platform", "options", "variants", "says"),
+    [
+        # Shopify vendors cannot exceed Shopify's own limits; Squarespace stops at 250 variants.
+        ("woocommerce", 4, 2, "4 options (Size, Color, Fit, Neck); Shopify allows at most 3"),
+        ("squarespace", 4, 2, "4 options (Size, Color, Fit, Neck); Shopify allows at most 3"),
+        ("woocommerce", 1, 2049, "2049 variants; Shopify allows 2048"),
+    ],
+    ids=["woocommerce-4-options", "squarespace-4-options", "woocommerce-2049-variants"],
+)
+def test_more_than_3_options_or_2048_variants_is_refused_by_name(
+    cli, isolated, monkeypatch, platform, options, variants, says
+):
+    m = open_market(platform, cli, monkeypatch)
+    try:
+        names = ["Size", "Color", "Fit", "Neck"][:options]
+        big = m.vendor.add_product(
+            "Huge Poster",
+            [
+                {"sku": f"HP-{i}", "options": {"Size": f"S{i}", **{n: "One" for n in names[1:]}}}
+                for i in range(variants)
+            ],
+            options=names,
+        )
+        small = m.vendor.add_product("Mug", [{"sku": "MUG-1"}])
+        m.merchant.reset_requests()
+        r = cli("map", "add", "acme", big)
+        assert r.code == 2, r
+        text = " ".join(r.err.split())
+        assert "'Huge Poster'" in text and says in text
+        assert m.merchant.count(write=True) == 0 and cli("map", "list", "--json").json() == []
+        # In a batch, the product that cannot be held is named and the others are published.
+        r = cli("map", "add", "acme", "--all", "--yes")
+        assert r.code == 1, r
+        assert says in " ".join(r.err.split())
+        assert [x["vendor_product_id"] for x in cli("map", "list", "--json").json()] == [small]
+    finally:
+        m.stop()

@@ -442,3 +442,70 @@ def test_more_than_3_options_or_2048_variants_is_refused_by_name(
         assert [x["vendor_product_id"] for x in cli("map", "list", "--json").json()] == [small]
     finally:
         m.stop()
+
+
+# -- 8. a vendor listing that comes back empty ----------------------------------------------------
+
+
+def _is_product_read(platform: str):
+    """Which requests read the vendor's products (the listing, or products by id)."""
+
+    def match(req: Any) -> bool:
+        if platform != "shopify":
+            return req.method == "GET" and "/products" in req.path
+        try:
+            query = req.json()["query"]
+        except (ValueError, KeyError, TypeError):
+            return False
+        return not query.lstrip().startswith("mutation") and ("products(" in query or "nodes(" in query)
+
+    return match
+
+
+def _emptied(req: Any, body: Any) -> Any:
+    """The answer a store gives when it shows no products at all (each platform's own shape)."""
+    if isinstance(body, list):  # WooCommerce lists
+        return []
+    if isinstance(body, dict) and isinstance(body.get("products"), list):  # Squarespace
+        return {**body, "products": [], "pagination": {"hasNextPage": False, "nextPageCursor": None}}
+    data = body.get("data") if isinstance(body, dict) else None
+    if isinstance(data, dict) and isinstance(data.get("products"), dict):  # Shopify connection
+        return {**body, "data": {**data, "products": {**data["products"], "nodes": []}}}
+    if isinstance(data, dict) and isinstance(data.get("nodes"), list):  # Shopify nodes(ids:)
+        return {**body, "data": {**data, "nodes": [None for _ in data["nodes"]]}}
+    return body
+
+
+@pytest.mark.parametrize("platform", PLATFORMS)
+def test_a_vendor_listing_that_comes_back_empty_stops_that_vendor_and_loses_nothing(
+    cli, isolated, monkeypatch, platform
+):
+    from vsc.sandbox.base import Fault
+
+    # brake_share 100: only the empty-listing brake may stop these passes.
+    m = open_market(platform, cli, monkeypatch, settings="brake_share: 100\n")
+    try:
+        ids = [m.vendor.add_product(f"Mug {i}", [{"sku": f"MUG-{i}", "qty": 3}]) for i in range(3)]
+        assert cli("map", "add", "acme", *ids).code == 0
+        m.vendor.store.inject(Fault("rewrite", match=_is_product_read(platform), rewrite=_emptied))
+        links_before = rows(isolated / "vsc.db", "SELECT * FROM product_links ORDER BY id")
+        m.merchant.reset_requests()
+        r = cli("sync")
+        assert r.code == 1, r
+        text = " ".join(r.err.split())
+        assert "came back empty" in text and "3 product(s)" in text
+        assert "vsc sync --dry-run --vendor acme" in text and "vsc sync --force --vendor acme" in text
+        assert m.merchant.count(write=True) == 0
+        assert rows(isolated / "vsc.db", "SELECT * FROM product_links ORDER BY id") == links_before
+        assert all(
+            m.merchant.product(x["merchant_product_id"])["status"] == "ACTIVE"
+            for x in cli("map", "list", "--json").json()
+        )
+        again = cli("sync")  # the vendor stays stopped until a person looks
+        assert again.code == 1 and "safety brake" in again.err
+
+        m.vendor.store.clear_faults()  # the store shows its products again
+        assert cli("sync", "--force", "--vendor", "acme").code == 0
+        assert cli("sync").code == 0 and m.merchant.count(write=True) == 0
+    finally:
+        m.stop()

@@ -262,21 +262,25 @@ class Market:
         self.vendor.store.stop()
 
 
-def open_market(platform: str, cli: Any, monkeypatch: Any, *, settings: str = "") -> Market:
-    """Start the stores, `vsc init`, connect both, and write `settings` to vsc.yaml."""
+def open_market(
+    platform: str, cli: Any, monkeypatch: Any, *, settings: str = "", vendor_currency: str = "USD"
+) -> Market:
+    """Start the stores, `vsc init`, connect both, and write `settings` to vsc.yaml.
+
+    The merchant prices in USD; the vendor's store in `vendor_currency`."""
     merchant = ShopifySandbox(shop="mall").start()
     monkeypatch.setenv("MALL_TOKEN", merchant.token)
     if platform == "shopify":
-        store = ShopifySandbox(shop="acme").start()
+        store = ShopifySandbox(shop="acme", currency=vendor_currency).start()
         monkeypatch.setenv("ACME_TOKEN", store.token)
         connect = ["connect", "shopify", "acme", "--role", "vendor", "--shop", store.url, "--token-env", "ACME_TOKEN"]
     elif platform == "woocommerce":
-        store = WooCommerceSandbox().start()
+        store = WooCommerceSandbox(currency=vendor_currency).start()
         monkeypatch.setenv("CK", store.consumer_key)
         monkeypatch.setenv("CS", store.consumer_secret)
         connect = ["connect", "woocommerce", "acme", "--url", store.url, "--key-env", "CK", "--secret-env", "CS"]
     else:
-        store = SquarespaceSandbox().start()
+        store = SquarespaceSandbox(currency=vendor_currency).start()
         monkeypatch.setenv("SQ", store.api_key)
         connect = ["connect", "squarespace", "acme", "--api-key-env", "SQ", "--api-url", store.url]
     # Sandbox stores have no search-index lag, so pending pushes need not wait one out.

@@ -509,3 +509,77 @@ def test_a_vendor_listing_that_comes_back_empty_stops_that_vendor_and_loses_noth
         assert cli("sync").code == 0 and m.merchant.count(write=True) == 0
     finally:
         m.stop()
+
+
+# -- 9. a vendor pricing in another currency ---------------------------------------------------------
+
+MERCHANT_SETS_PRICES = "vendors:\n  acme:\n    vendor_owns: [title, description, images, tags, product_type]\n"
+
+
+def _reprice(m: Market, sku: str, price: str) -> None:
+    vid = m.vendor.variants[sku]
+    if m.vendor.platform == "woocommerce":
+        m.vendor.store.update_variation(int(m.vendor.products[sku]), int(vid), regular_price=price)
+    elif m.vendor.platform == "shopify":
+        m.vendor.store.update_variant(vid, price=price)
+    else:
+        m.vendor.store.update_variant(vid, price=price)
+
+
+@pytest.mark.parametrize("platform", PLATFORMS)
+def test_a_vendor_pricing_in_another_currency_is_refused_never_converted(cli, isolated, monkeypatch, platform):
+    m = open_market(platform, cli, monkeypatch, vendor_currency="EUR")
+    try:
+        shirt = m.vendor.add_shirt()
+        m.merchant.add_product(
+            "Shirt (merchant's)",
+            options={"Size": ["S", "M"]},
+            variants=[{"sku": f"SH-{s}", "price": "39.00", "options": {"Size": s}} for s in ("S", "M")],
+        )
+        m.merchant.reset_requests()
+        for args in (["map", "add", "acme", shirt], ["map", "auto", "acme", "--by", "sku", "--apply"]):
+            r = cli(*args)
+            assert r.code == 2, (args, r)
+            text = " ".join(r.err.split())
+            assert "acme prices in EUR and the merchant in USD" in text and "never copies a price" in text
+            assert "vendors.acme.vendor_owns" in text  # what to do
+        assert m.merchant.count(write=True) == 0
+        assert rows(isolated / "vsc.db", "SELECT COUNT(*) FROM product_links") == [(0,)]
+
+        # Once the merchant sets the prices, linking onto the merchant's listing is fine.
+        (isolated / "vsc.yaml").write_text(MERCHANT_SETS_PRICES)
+        r = cli("map", "auto", "acme", "--by", "sku", "--apply", "--json")
+        assert r.code == 0 and len(r.json()["linked"]) == 1, r
+        _reprice(m, "SH-S", "55.00")
+        assert cli("sync").code == 0
+        assert {v["price"] for v in m.merchant.products()[0]["variants"]} == {"39.00"}  # the merchant's own
+    finally:
+        m.stop()
+
+
+@pytest.mark.parametrize("platform", PLATFORMS)
+def test_a_vendor_that_changes_currency_after_linking_has_its_catalog_stopped_with_the_reason(
+    cli, isolated, monkeypatch, platform
+):
+    m = open_market(platform, cli, monkeypatch)
+    try:
+        link = publish_shirt(cli, m)
+        m.vendor.store.currency = "EUR"  # the vendor switches the store's currency
+        assert cli("stores", "check").code == 0
+        _reprice(m, "SH-S", "55.00")
+        m.vendor.set_stock("SH-M", 1)
+        r = cli("sync")
+        assert r.code == 1, r
+        text = " ".join(r.err.split())
+        assert "acme prices in EUR and the merchant in USD" in text and "catalog changes wait" in text
+        prices = {v["sku"]: v["price"] for v in m.merchant.product(link["merchant_product_id"])["variants"]}
+        assert prices == {"SH-S": "40.00", "SH-M": "40.00"}  # no euro price copied as dollars
+        sh_m = next(v["merchant_variant_id"] for v in link["variants"] if v["sku"] == "SH-M")
+        assert m.merchant.available(sh_m) == 1  # stock is not a price: it still flows
+        assert cli("sync").code == 1  # reported on every pass until it is resolved
+        (isolated / "vsc.yaml").write_text(MERCHANT_SETS_PRICES)
+        assert cli("sync").code == 0
+        prices = {v["sku"]: v["price"] for v in m.merchant.product(link["merchant_product_id"])["variants"]}
+        assert prices == {"SH-S": "40.00", "SH-M": "40.00"}
+    finally:
+        m.stop()

@@ -110,6 +110,9 @@ class Product:
     collections: tuple[str, ...] = ()
     #: their ids, in the same order (empty where the connector did not read them)
     collection_ids: tuple[str, ...] = ()
+    #: the currency of its prices where the payload says (Squarespace); else the store's
+    #: (`StoreInfo.currency`, recorded when the store is connected or checked)
+    currency: str | None = None
 
     def variant(self, variant_id: str) -> Variant | None:
         return next((v for v in self.variants if v.id == variant_id), None)

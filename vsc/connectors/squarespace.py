@@ -312,6 +312,11 @@ def parse_product(payload: Any) -> Product:
     raw_images = [_obj(i, f"an image of product {pid}") for i in _list(p.get("images"), f"images of {pid}")]
     raw_images.sort(key=lambda i: i.get("orderIndex") if isinstance(i.get("orderIndex"), int) else 0)
     images = tuple(Image(src=str(i["url"]), alt=_str(i.get("altText"))) for i in raw_images if i.get("url"))
+    currencies = {
+        _currency((v.get("pricing") or {}).get("basePrice"))
+        for v in _list(p.get("variants"), f"variants of product {pid}")
+        if isinstance(v, Mapping) and isinstance(v.get("pricing"), Mapping)
+    } - {None}
     return Product(
         id=pid,
         title=str(p.get("name") or ""),
@@ -323,6 +328,7 @@ def parse_product(payload: Any) -> Product:
         images=images,
         handle=_str(p.get("urlSlug")),
         updated_at=updated,
+        currency=currencies.pop() if len(currencies) == 1 else None,
     )
 
 

@@ -175,6 +175,7 @@ def run_catalog(ctx: Context, vendor: str, pass_id: int | None, dry_run: bool) -
         f"catalog-read:{vendor}", lambda: catalog.read_vendor(ctx, vendor, links, since=since, now=now, sweep=sweep)
     )
     ctx.cache.pop(f"catalog-read:{vendor}", None)
+    deleted = catalog.settle_read(ctx, vendor, changed, deleted)
     vlinks: dict[int, list[Any]] = {}
     for v in state.variant_links(vendor=vendor):
         vlinks.setdefault(v.product_link_id, []).append(v)

@@ -461,6 +461,18 @@ def read_vendor(
     return changed, deleted, swept
 
 
+def settle_read(ctx: Any, vendor: str, changed: dict[str, Product], deleted: set[str]) -> set[str]:
+    """Checks on a vendor's catalog read, made on the pass's own thread once the read is in.
+
+    Raises `CurrencyMismatch` when the pass would copy prices across currencies
+    (`vsc.engine.currency`); returns `deleted`.
+    """
+    from vsc.engine import currency
+
+    currency.check_pass(ctx, vendor, changed.values())
+    return deleted
+
+
 def plan_vendor(
     settings: Settings,
     vendor: str,

@@ -583,3 +583,110 @@ def test_a_vendor_that_changes_currency_after_linking_has_its_catalog_stopped_wi
         assert prices == {"SH-S": "40.00", "SH-M": "40.00"}
     finally:
         m.stop()
+
+
+# -- 10. payloads with missing, extra or null fields ---------------------------------------------------
+
+
+def _product_records(platform: str, req: Any, body: Any) -> list[dict[str, Any]]:
+    """The product records in a store's answer to a product read."""
+    if platform == "woocommerce":
+        if "/variations" in req.path:
+            return []
+        return [r for r in (body if isinstance(body, list) else [body]) if isinstance(r, dict)]
+    if platform == "squarespace":
+        return [r for r in (body or {}).get("products") or [] if isinstance(r, dict)]
+    data = (body or {}).get("data") or {}
+    nodes = ((data.get("products") or {}).get("nodes") or []) + (data.get("nodes") or [])
+    return [n for n in nodes if isinstance(n, dict)]
+
+
+def _variant_records(platform: str, req: Any, body: Any, product: dict[str, Any] | None) -> list[dict[str, Any]]:
+    if platform == "woocommerce":  # variations come in their own list
+        return [r for r in body if isinstance(r, dict)] if "/variations" in req.path else [product or {}]
+    if platform == "squarespace":
+        return list((product or {}).get("variants") or [])
+    return list(((product or {}).get("variants") or {}).get("nodes") or [])
+
+
+def _damage(platform: str):
+    """What a store (or a plugin on it) may send: unknown extra fields everywhere, nulls where the
+    platform allows them, a variant without its price, and one product (the Mug) whose price is
+    unreadable."""
+    title_key = "title" if platform == "shopify" else "name"
+    no_price = {"shopify": ("price",), "woocommerce": ("price", "regular_price"), "squarespace": ("pricing",)}
+
+    def broken_price(variant: dict[str, Any]) -> None:
+        if platform == "squarespace":
+            variant["pricing"] = {**variant["pricing"], "basePrice": {"currency": "USD", "value": "twelve"}}
+        elif platform == "woocommerce":
+            variant["price"] = variant["regular_price"] = "twelve"
+        else:
+            variant["price"] = "twelve"
+
+    def rewrite(req: Any, body: Any) -> Any:
+        products = _product_records(platform, req, body)
+        groups = [(p, _variant_records(platform, req, body, p)) for p in products]
+        if platform == "woocommerce" and "/variations" in req.path:
+            groups = [(None, _variant_records(platform, req, body, None))]
+        for product, variants in groups:
+            if product is not None:
+                product["x_marketplace_plugin"] = {"badge": "new", "ratings": [5, 4]}
+                if platform == "squarespace":
+                    product["tags"] = None  # Squarespace sends empty arrays as null
+            for v in variants:
+                v["x_extra"] = None
+                if platform == "shopify":
+                    v["barcode"] = v["compareAtPrice"] = None
+                if v.get("sku") == "SH-M":
+                    for key in no_price[platform]:
+                        v.pop(key, None)
+                if product is not None and "Mug" in str(product.get(title_key)):
+                    broken_price(v)
+        return body
+
+    return rewrite
+
+
+@pytest.mark.parametrize("platform", PLATFORMS)
+def test_payloads_with_missing_extra_or_null_fields_fail_only_the_broken_product(cli, isolated, monkeypatch, platform):
+    from vsc.sandbox.base import Fault
+
+    m = open_market(platform, cli, monkeypatch)
+    try:
+        shirt, mug = _publish_shirt_and_mug(cli, m)
+        if platform == "woocommerce":
+            m.vendor.store.update_product(int(shirt["vendor_product_id"]), name="Linen Shirt v2")
+            m.vendor.store.update_product(int(mug["vendor_product_id"]), name="Big Mug")
+        else:
+            m.vendor.store.update_product(shirt["vendor_product_id"], **{_title(platform): "Linen Shirt v2"})
+            m.vendor.store.update_product(mug["vendor_product_id"], **{_title(platform): "Big Mug"})
+        _reprice(m, "SH-S", "42.00")
+        m.vendor.store.inject(Fault("rewrite", match=_is_product_read(platform), rewrite=_damage(platform)))
+
+        r = cli("sync")
+        assert r.code == 1, r
+        text = " ".join(r.err.split())
+        assert f"acme: product {mug['vendor_product_id']}" in text and "twelve" in text, text
+        assert "read again next pass" in text
+        merchant_shirt = m.merchant.product(shirt["merchant_product_id"])
+        assert merchant_shirt["title"] == "Linen Shirt v2"  # the readable product went on
+        prices = {v["sku"]: v["price"] for v in merchant_shirt["variants"]}
+        assert prices == {"SH-S": "42.00", "SH-M": "40.00"}  # a missing price is not copied as "no price"
+        merchant_mug = m.merchant.product(mug["merchant_product_id"])
+        assert (merchant_mug["title"], merchant_mug["status"]) == ("Mug", "ACTIVE")  # not taken for deleted
+        states = {x["vendor_product_id"]: x["state"] for x in cli("map", "list", "--json").json()}
+        assert set(states.values()) == {"active"}
+        (acme,) = [s for s in cli("status", "--json").json()["stores"] if s["name"] == "acme"]
+        assert any("twelve" in (e["error"] or "") for e in acme["failed_actions"])
+
+        m.vendor.store.clear_faults()  # the store sends a readable record again
+        r = cli("sync")
+        assert r.code == 0, r
+        assert m.merchant.product(mug["merchant_product_id"])["title"] == "Big Mug"
+    finally:
+        m.stop()
+
+
+def _title(platform: str) -> str:
+    return "title" if platform == "shopify" else "name"

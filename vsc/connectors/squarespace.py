@@ -635,7 +635,9 @@ class SquarespaceConnector(Connector):
         # Physical goods only: SERVICE, GIFT_CARD and DIGITAL products have nothing to ship.
         params["type"] = "PHYSICAL"
         for payload in self._paged(PRODUCTS, "products", params, "list products"):
-            yield parse_product(payload)
+            product = self.parse_record(payload, lambda payload=payload: parse_product(payload))
+            if product is not None:
+                yield product
 
     def get_products(self, ids: Sequence[str]) -> dict[str, Product]:
         """Products by id, 50 a call; the API answers 404 if any id is missing
@@ -643,8 +645,9 @@ class SquarespaceConnector(Connector):
         result: dict[str, Product] = {}
         for chunk in _chunks(list(dict.fromkeys(ids)), MAX_IDS):
             for payload in self._fetch_by_ids(PRODUCTS, "products", chunk, "read products"):
-                product = parse_product(payload)
-                result[product.id] = product
+                product = self.parse_record(payload, lambda payload=payload: parse_product(payload))
+                if product is not None:
+                    result[product.id] = product
         return result
 
     def _fetch_by_ids(self, path: str, key: str, ids: Sequence[str], what: str) -> list[Any]:

@@ -180,6 +180,7 @@ def run_catalog(ctx: Context, vendor: str, pass_id: int | None, dry_run: bool) -
     for v in state.variant_links(vendor=vendor):
         vlinks.setdefault(v.product_link_id, []).append(v)
     actions = catalog.plan_vendor(ctx.settings, vendor, merchant, links, vlinks, changed, deleted)
+    actions += catalog.unreadable_actions(ctx, vendor, merchant, links)
     # Incremental reads legitimately return nothing; a full read (by id) that does is a brake.
     brakes.review(ctx, vendor, actions, stream=catalog.STREAM, empty_read=(since is None or swept) and not changed)
     if dry_run:

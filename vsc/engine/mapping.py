@@ -130,12 +130,18 @@ def publish(
     read_started = ctx.clock()
     items: list[Product | str]
     if products is None:
-        fetched = ctx.connector(vendor).get_products(list(product_ids))
+        connector = ctx.connector(vendor)
+        fetched = connector.get_products(list(product_ids))
+        broken = connector.take_unreadable()
         by_id = {p.id: p for p in fetched.values()}
-        items = [
-            by_id.get(wanted) or next((p for p in by_id.values() if p.id.endswith(f"/{wanted}")), None) or wanted
-            for wanted in product_ids
-        ]
+        items = []
+        for wanted in product_ids:
+            found = by_id.get(wanted) or next((p for p in by_id.values() if p.id.endswith(f"/{wanted}")), None)
+            unreadable = next((e for i, e in broken.items() if wanted in (i, i.rsplit("/", 1)[-1])), None)
+            if found is None and unreadable is not None:
+                result.problems.append(f"cannot publish {wanted}: {unreadable}")
+                continue
+            items.append(found or wanted)
     else:
         items = list(products)
     vs = ctx.settings.vendor(vendor)

@@ -520,8 +520,6 @@ def _reprice(m: Market, sku: str, price: str) -> None:
     vid = m.vendor.variants[sku]
     if m.vendor.platform == "woocommerce":
         m.vendor.store.update_variation(int(m.vendor.products[sku]), int(vid), regular_price=price)
-    elif m.vendor.platform == "shopify":
-        m.vendor.store.update_variant(vid, price=price)
     else:
         m.vendor.store.update_variant(vid, price=price)
 
@@ -679,6 +677,10 @@ def test_payloads_with_missing_extra_or_null_fields_fail_only_the_broken_product
         assert set(states.values()) == {"active"}
         (acme,) = [s for s in cli("status", "--json").json()["stores"] if s["name"] == "acme"]
         assert any("twelve" in (e["error"] or "") for e in acme["failed_actions"])
+
+        listing = cli("products", "acme", "--json")  # the catalog listing says what it left out
+        assert listing.code == 1 and [p["id"] for p in listing.json()] == [shirt["vendor_product_id"]]
+        assert f"product {mug['vendor_product_id']}" in listing.err and "left out" in listing.err
 
         m.vendor.store.clear_faults()  # the store sends a readable record again
         r = cli("sync")

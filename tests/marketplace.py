@@ -225,17 +225,7 @@ class VendorStore:
         if self.platform == "shopify":
             self.store.token = "shpat_" + secrets.token_hex(16)
             monkeypatch.setenv("ACME_TOKEN", self.store.token)
-            return [
-                "connect",
-                "shopify",
-                "acme",
-                "--role",
-                "vendor",
-                "--shop",
-                self.store.url,
-                "--token-env",
-                "ACME_TOKEN",
-            ]
+            return [*"connect shopify acme --role vendor --shop".split(), self.store.url, "--token-env", "ACME_TOKEN"]
         if self.platform == "woocommerce":
             self.store.consumer_key = "ck_" + secrets.token_hex(20)
             monkeypatch.setenv("CK", self.store.consumer_key)

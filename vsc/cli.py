@@ -228,8 +228,12 @@ def _connect(platform: str, name: str, role: str, url: str, inputs: list[Any], b
 
     state = State.open(OPTS.db)
     _tls_warning(name, tls)
+    again = any(s.name == name for s in state.stores())
     info = connect(state, platform=platform, name=name, role=role, url=url, inputs=inputs, build=build, tls=tls)
-    out.print(f"Connected {role} {name} ({platform}): {info.name}" + (f", {info.currency}" if info.currency else ""))
+    what = "Reconnected" if again else "Connected"
+    out.print(f"{what} {role} {name} ({platform}): {info.name}" + (f", {info.currency}" if info.currency else ""))
+    if again:
+        out.print("New credentials saved; links, cursors and the journal are kept.")
 
 
 @connect_app.command("shopify")

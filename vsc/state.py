@@ -539,6 +539,13 @@ class State:
         self.store(name)  # UsageError naming the known stores
         self.db["stores"].update(name, {"ca_bundle": ca_bundle, "insecure_tls": int(insecure)})
 
+    def replace_credentials(self, name: str, secret_ref: dict[str, Any], *, currency: str | None) -> None:
+        """A reconnected store's new secret references (links, cursors and journal are kept)."""
+        values: dict[str, Any] = {"secret_ref": _dumps(secret_ref), "checked_at": iso(now_utc()), "check_status": "ok"}
+        if currency:
+            values["currency"] = currency
+        self.db["stores"].update(name, values)
+
     def record_check(self, name: str, status: str, currency: str | None = None) -> None:
         values: dict[str, Any] = {"checked_at": iso(now_utc()), "check_status": status}
         if currency:

@@ -71,6 +71,30 @@ def _entry_json(e: JournalRecord) -> dict[str, Any]:
     }
 
 
+def _links_needing_attention(state: State, vendor: str) -> list[dict[str, Any]]:
+    """Links vsc stopped syncing, wholly or partly, because their merchant side was deleted
+    by hand (`vsc.engine.gone`): a person decides whether to publish them again."""
+    from vsc.engine.gone import MERCHANT_DELETED, what_to_do
+
+    out = []
+    for link in state.product_links(vendor):
+        gone = [v for v in state.variant_links(product_link_id=link.id) if v.state == MERCHANT_DELETED]
+        if link.state != MERCHANT_DELETED and not gone:
+            continue
+        whole = link.state == MERCHANT_DELETED
+        out.append(
+            {
+                "vendor_product_id": link.vendor_product_id,
+                "merchant_product_id": link.merchant_product_id,
+                "state": link.state,
+                "merchant_deleted_skus": [v.sku or v.vendor_variant_id for v in gone],
+                "note": link.note,
+                "what_to_do": what_to_do(vendor, link.vendor_product_id, whole=whole),
+            }
+        )
+    return out
+
+
 def store_status(state: State, now: datetime) -> dict[str, Any]:
     """Everything `vsc status` shows, as one JSON-able document."""
     from vsc.engine.lock import holder
@@ -119,6 +143,7 @@ def store_status(state: State, now: datetime) -> dict[str, Any]:
         pending = [] if s.is_merchant else state.order_links(vendor=s.name, states=("pending", "failed"))
         cancels = [] if s.is_merchant else state.order_links(vendor=s.name, states=("cancel_requested",))
         brake = brakes.get(s.name)
+        attention = [] if s.is_merchant else _links_needing_attention(state, s.name)
         stores.append(
             {
                 "name": s.name,
@@ -139,6 +164,7 @@ def store_status(state: State, now: datetime) -> dict[str, Any]:
                     for o in cancels
                 ],
                 "last_rate_limit": throttle,
+                "links_needing_attention": attention,
                 "brake": (
                     {"reason": brake["reason"], "engaged_at": brake["engaged_at"], "pass_id": brake["pass_id"]}
                     if brake
@@ -209,6 +235,8 @@ def status(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] 
             )
         for e in s["failed_actions"]:
             err.print(f"[yellow]{s['name']}: waiting for retry:[/] {e['summary']} ({e['error']})", highlight=False)
+        for a in s.get("links_needing_attention") or []:
+            err.print(f"[yellow]{s['name']}: not synced:[/] {a['note']}. {a['what_to_do']}.", highlight=False)
         if s["unfinished_writes"]:
             err.print(
                 f"[yellow]{s['name']}: {len(s['unfinished_writes'])} write(s) were cut off by a stopped pass[/] "

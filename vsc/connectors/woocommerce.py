@@ -654,7 +654,9 @@ class WooCommerceConnector(Connector):
             for payload in page:
                 payload = _need_dict(payload, "a product")
                 if self._keep(payload, floor):
-                    yield self._product(payload)
+                    product = self.parse_record(payload, lambda payload=payload: self._product(payload))
+                    if product is not None:
+                        yield product
 
     def list_products_matching(self, where: ProductFilter) -> Iterator[Product]:
         """`list_products`, with `status=publish` asked of the store when only active products
@@ -669,7 +671,9 @@ class WooCommerceConnector(Connector):
             for payload in page:
                 payload = _need_dict(payload, "a product")
                 if self._keep(payload, floor):
-                    yield self._product(payload)
+                    product = self.parse_record(payload, lambda payload=payload: self._product(payload))
+                    if product is not None:
+                        yield product
 
     def get_products(self, ids: Sequence[str]) -> dict[str, Product]:
         """The products with these ids, 100 a request with `include=`; missing ids are left out."""
@@ -679,8 +683,10 @@ class WooCommerceConnector(Connector):
             chunk = wanted[start : start + PAGE_SIZE]
             for page in self._pages(f"{API}/products", {"include": ",".join(chunk), "orderby": "include"}):
                 for payload in page:
-                    product = self._product(_need_dict(payload, "a product"))
-                    out[product.id] = product
+                    payload = _need_dict(payload, "a product")
+                    product = self.parse_record(payload, lambda payload=payload: self._product(payload))
+                    if product is not None:
+                        out[product.id] = product
         return out
 
     def list_deleted_product_ids(self, since: datetime) -> list[str] | None:

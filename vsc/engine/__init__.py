@@ -22,11 +22,12 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from vsc import notify
-from vsc.engine import brakes, catalog, inventory, orders, tracking
+from vsc.engine import brakes, catalog, gone, inventory, orders, tracking
 from vsc.engine.actions import Action
 from vsc.engine.context import Context
 from vsc.engine.lock import PassLock
-from vsc.errors import UsageError, VscError
+from vsc.engine.stores import refused
+from vsc.errors import AuthError, UsageError, VscError
 
 log = logging.getLogger("vsc.engine")
 
@@ -121,6 +122,8 @@ def execute(
             log.debug("action %s failed", action.key, exc_info=True)
         action.status = "failed"
         action.error = str(exc) if isinstance(exc, VscError) else f"{type(exc).__name__}: {exc}"
+        if isinstance(exc, AuthError):
+            action.error = refused(state, exc)
         state.journal_finish(entry, status="failed", error=action.error)
         if on_error is not None:
             on_error(ctx, action, exc)
@@ -138,7 +141,8 @@ def _catalog_inputs(ctx: Context, vendor: str) -> tuple[list[Any], datetime | No
 
     def load() -> tuple[list[Any], datetime | None, datetime | None, bool]:
         state = ctx.state
-        links = [link for link in state.product_links(vendor) if link.state != "vendor_deleted"]
+        gone_states = ("vendor_deleted", gone.MERCHANT_DELETED)
+        links = [link for link in state.product_links(vendor) if link.state not in gone_states]
         old = state.cursor(vendor, catalog.STREAM)
         since = old - timedelta(seconds=ctx.settings.overlap_seconds) if old else None
         return links, old, since, catalog.sweep_due(ctx, vendor, ctx.now())
@@ -185,10 +189,12 @@ def plan_catalog(ctx: Context, vendor: str, dry_run: bool) -> CatalogPlan | None
         f"catalog-read:{vendor}", lambda: catalog.read_vendor(ctx, vendor, links, since=since, now=now, sweep=sweep)
     )
     ctx.cache.pop(f"catalog-read:{vendor}", None)
+    deleted = catalog.settle_read(ctx, vendor, changed, deleted)
     vlinks: dict[int, list[Any]] = {}
     for v in state.variant_links(vendor=vendor):
         vlinks.setdefault(v.product_link_id, []).append(v)
     actions = catalog.plan_vendor(ctx.settings, vendor, merchant, links, vlinks, changed, deleted)
+    actions += catalog.unreadable_actions(ctx, vendor, merchant, links)
     # Incremental reads legitimately return nothing; a full read (by id) that does is a brake.
     brakes.review(ctx, vendor, actions, stream=catalog.STREAM, empty_read=(since is None or swept) and not changed)
     return CatalogPlan(vendor, actions, changed, {link.id: link for link in links}, old, now, swept)
@@ -374,14 +380,24 @@ def _run_pass(
                     result.errors.append(f"{exc}. {exc.hint}")
                     halted.add(name)
                     continue
+                except AuthError as exc:  # its credentials are gone: its other streams would only fail too
+                    result.errors.append(f"{name} ({stream}): {refused(ctx.state, exc)}")
+                    outcome[name] = "failed"
+                    halted.add(name)
+                    continue
                 except VscError as exc:
                     log.debug("%s/%s failed", name, stream, exc_info=True)
                     result.errors.append(f"{name} ({stream}): {exc}")
                     outcome.setdefault(name, "failed")
                     continue
                 result.actions += actions
+                if not dry_run and stream not in STAGED:
+                    # A listing or variant deleted on the merchant store is marked, not retried.
+                    gone.review(ctx, name, actions, result.pass_id)
             if plans and not dry_run:
                 STAGED[stream][1](ctx, plans, result.pass_id)
+                for plan in plans:
+                    gone.review(ctx, plan.vendor, plan.actions, result.pass_id)
             if result.stopped:
                 break
         for finding in gate.findings:

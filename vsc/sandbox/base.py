@@ -89,7 +89,9 @@ class Fault:
     - "cut_after": apply the request, then close the connection (a lost response);
     - "throttle": platform-specific throttle answer (Shopify THROTTLED with HTTP 200);
     - "hook": apply the request, call `hook(request)` (a test kills the client there: a crash
-      right after the store applied a write), then close the connection.
+      right after the store applied a write), then close the connection;
+    - "rewrite": apply the request, then answer `rewrite(request, body)` instead of the body the
+      emulator made (a store sending nulls, missing or extra fields, or an empty list).
 
     `match(request)` picks the requests it applies to (all when None); `rate` is the
     chance it fires on a matching request; `times` how often at most (None: forever).
@@ -104,6 +106,7 @@ class Fault:
     times: int | None = None
     fired: int = 0
     hook: Callable[[SandboxRequest], None] | None = None
+    rewrite: Callable[[SandboxRequest, Any], Any] | None = None
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -163,6 +166,8 @@ class _Handler(BaseHTTPRequestHandler):
                 except Exception as exc:  # an emulator bug must show, not hang the client
                     resp = SandboxResponse(500, {"error": f"sandbox error: {type(exc).__name__}: {exc}"})
                 store._record(req, resp.status, store.operation_name(req))
+            if fault is not None and fault.kind == "rewrite" and fault.rewrite is not None and resp.raw is None:
+                resp.body = fault.rewrite(req, resp.body)
         if fault is not None and fault.kind == "hook" and fault.hook is not None:
             fault.hook(req)
         if fault is not None and fault.kind in ("cut_after", "hook"):

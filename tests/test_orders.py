@@ -239,26 +239,28 @@ def test_order_push_off_moves_the_vendors_stock_once(platform, cli, monkeypatch)
         m.stop()
 
 
-def test_woocommerce_stock_move_cut_off_after_it_applied_is_not_made_twice(cli, monkeypatch, forkserver):
-    """WooCommerce has no idempotency key: the move's key travels in the same write as the stock
-    (`_vsc_moves` meta), so a retry after a lost answer sees it made and moves nothing."""
-    m = open_market("woocommerce", cli, monkeypatch, settings="vendors:\n  acme: {order_push: false}\n")
+@pytest.mark.parametrize("platform", PLATFORMS)
+def test_a_stock_move_cut_off_after_it_applied_is_not_made_twice(platform, cli, monkeypatch, forkserver):
+    """vsc killed right after the vendor store applied a direct stock move, then rerun: moved once.
+    Shopify and Squarespace replay the move's idempotency key; WooCommerce has none, so the key
+    travels in the same write as the stock (`_vsc_moves` meta) and the retry reads it back."""
+    m = open_market(platform, cli, monkeypatch, settings="vendors:\n  acme: {order_push: false}\n")
     try:
         pid = m.vendor.add_shirt()
         assert cli("map", "add", "acme", pid).code == 0
         order = buy(m, cli, qty=2)
         for expected in (3, 5):  # the sale, then its cancellation
-            forkserver.kill_at(m.vendor.store)  # vsc dies right after WooCommerce applied the move
+            forkserver.kill_at(m.vendor.store)  # the pass's only vendor write is the move
             assert forkserver.run(["sync"]) == -signal.SIGKILL
             assert m.vendor.stock("SH-S") == expected
-            m.vendor.store.reset_requests()
             r = cli("sync", "--json")
             assert r.code == 0, r
             assert m.vendor.stock("SH-S") == expected  # not moved a second time
-            assert m.vendor.store.count(write=True) == 0
+            assert state().stock_moves(vendor="acme") == []  # none pending or failed
             m.merchant.cancel_order(order["id"], restock=True)
-        variation = m.vendor.store.variation(int(m.vendor.variants["SH-S"]))
-        (moves,) = [x["value"] for x in variation["meta_data"] if x["key"] == "_vsc_moves"]
-        assert len(moves) == 2 and all(k.startswith("move:") for k in moves)
+        if platform == "woocommerce":
+            variation = m.vendor.store.variation(int(m.vendor.variants["SH-S"]))
+            (moves,) = [x["value"] for x in variation["meta_data"] if x["key"] == "_vsc_moves"]
+            assert len(moves) == 2 and all(k.startswith("move:") for k in moves)
     finally:
         m.stop()

@@ -64,18 +64,30 @@ class Forkserver:
         self.pid: int | None = None  # the command running now
         self.started = threading.Event()
 
-    def run(self, args: Sequence[str]) -> int:
-        """Run `vsc ARGS` with the test's current environment; its exit code (−9 when killed)."""
+    def run(self, args: Sequence[str], *, timeout: float = 120) -> int:
+        """Run `vsc ARGS` with the test's current environment; its exit code (−9 when killed).
+        A command still running after `timeout` seconds is killed and fails the test."""
         assert self.proc.stdin is not None and self.proc.stdout is not None
         self.started.clear()
         self.proc.stdin.write(json.dumps({"args": list(args), "env": dict(os.environ), "cwd": os.getcwd()}) + "\n")
         self.proc.stdin.flush()
-        self.pid = json.loads(self.proc.stdout.readline())["pid"]
+        pid = self.pid = json.loads(self.proc.stdout.readline())["pid"]
         self.started.set()
+        hung = threading.Event()
+
+        def watchdog() -> None:
+            hung.set()
+            os.kill(pid, signal.SIGKILL)
+
+        timer = threading.Timer(timeout, watchdog)
+        timer.start()
         try:
-            return int(json.loads(self.proc.stdout.readline())["code"])
+            code = int(json.loads(self.proc.stdout.readline())["code"])
         finally:
+            timer.cancel()
             self.pid = None
+        assert not hung.is_set(), f"vsc {' '.join(args)} still ran after {timeout} s"
+        return code
 
     def kill(self) -> None:
         """SIGKILL the running command (called from a store's request thread)."""

@@ -23,6 +23,7 @@ import signal
 import sqlite3
 import tempfile
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -152,6 +153,16 @@ def run_story(
     inbox.envelopes.clear()
     port = inbox.port  # type: ignore[attr-defined]
     m = open_market(platform, cli, monkeypatch, settings=settings(port))
+    # Someone's change on the merchant lands in a later second than vsc's last write there, as
+    # it does in life: vsc takes a merchant item whose updatedAt (whole seconds) is no later than
+    # its own last write for its own echo, and a story that races the second boundary would send
+    # different writes from one run to the next.
+    later = [0.0]
+    m.merchant.clock = lambda: time.time() + later[0]
+
+    def merchant_acts() -> None:
+        later[0] += 1.0
+
     killed = False
     rec = Recorder(crash, forkserver.kill if forkserver is not None else lambda: None)
     rec.attach("merchant", m.merchant)
@@ -181,9 +192,11 @@ def run_story(
         vsc("sync")
         # Stock changes on both sides: the vendor restocks M, someone edits the merchant's S.
         m.vendor.set_stock("SH-M", 7)
+        merchant_acts()
         m.merchant.set_available(m.merchant_variant(cli, "SH-S"), None, 9)
         vsc("sync")
         # Two merchant orders: A is edited and then cancelled, B is shipped by the vendor.
+        merchant_acts()
         a = m.merchant.place_order(
             [(m.merchant_variant(cli, "SH-S"), 2)], email="ada@example.com", shipping_address=ADDRESS
         )
@@ -193,8 +206,10 @@ def run_story(
             shipping_address=ADDRESS,
         )
         vsc("sync")
+        merchant_acts()
         m.merchant.update_order(a["id"], note="leave at the door", shipping_address={**ADDRESS, "address1": "2 Rd"})
         vsc("sync")
+        merchant_acts()
         m.merchant.cancel_order(a["id"], restock=True)
         vsc("sync")
         pushed = {link.merchant_order_id: link.vendor_order_id for link in state().order_links()}

@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -1026,6 +1026,14 @@ class State:
         if detail is not None:
             values["detail"] = _dumps(detail)
         self.db["journal"].update(entry_id, values)
+        if status in ("done", "reported"):
+            # Earlier attempts at the same key still pending were cut off (their process died
+            # mid-write, or it was never told the outcome): this attempt settled them.
+            self.db.execute(
+                "UPDATE journal SET status = 'interrupted', error = ? WHERE status = 'pending' AND id < ? "
+                "AND key = (SELECT key FROM journal WHERE id = ?)",
+                [f"cut off; settled by journal entry {entry_id}", entry_id, entry_id],
+            )
 
     @staticmethod
     def _entry(r: dict[str, Any]) -> JournalEntry:
@@ -1082,6 +1090,21 @@ class State:
         for pass_id in ids:
             self.db["passes"].update(pass_id, {"status": "interrupted"})
         return ids
+
+    def settle_cut_off(self, *, vendors: Sequence[str], streams: Sequence[str], by_pass: int) -> int:
+        """Writes left `pending` by interrupted passes, for these vendors and streams, marked
+        `interrupted`: a later pass over them finished cleanly (`by_pass`), so it re-read both
+        sides and either made each such write again or found it made. Returns how many."""
+        if not vendors or not streams:
+            return 0
+        marks = ", ".join("?" for _ in vendors), ", ".join("?" for _ in streams)
+        cur = self.db.execute(
+            f"UPDATE journal SET status = 'interrupted', error = ? WHERE status = 'pending' "
+            f"AND vendor IN ({marks[0]}) AND stream IN ({marks[1]}) "
+            "AND pass_id IN (SELECT id FROM passes WHERE status = 'interrupted')",
+            [f"cut off; pass {by_pass} reconciled it", *vendors, *streams],
+        )
+        return cur.rowcount
 
     @staticmethod
     def _pass(r: dict[str, Any]) -> dict[str, Any]:

@@ -352,8 +352,9 @@ def log_(
         err.print("No journal entries match.")
         return
     table = Table("at", "pass", "store", "vendor", "stream", "kind", "status", "what")
+    styles = {"done": "green", "failed": "red", "pending": "yellow", "reported": "yellow", "interrupted": "dim"}
     for e in entries:
-        style = {"done": "green", "failed": "red", "pending": "yellow", "reported": "yellow"}.get(e.status, "")
+        style = styles.get(e.status, "")
         what = (e.detail or {}).get("summary") or e.target or ""
         if e.error:
             what += f" [red]({e.error})[/]"

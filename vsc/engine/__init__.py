@@ -446,6 +446,8 @@ def _run_pass(
         counts=result.counts(),
         errors=result.errors,
     )
+    if status == "ok" and not dry_run and not result.stopped:
+        ctx.state.settle_cut_off(vendors=[r.name for r in vendors], streams=wanted, by_pass=result.pass_id)
     return result
 
 

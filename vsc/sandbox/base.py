@@ -92,6 +92,8 @@ class Fault:
       right after the store applied a write), then close the connection;
     - "rewrite": apply the request, then answer `rewrite(request, body)` instead of the body the
       emulator made (a store sending nulls, missing or extra fields, or an empty list).
+    - "hook_before": call `hook(request)`, then close the connection without applying the
+      request (a crash while the write was on its way: the store never saw it).
 
     `match(request)` picks the requests it applies to (all when None); `rate` is the
     chance it fires on a matching request; `times` how often at most (None: forever).
@@ -112,6 +114,9 @@ class Fault:
 class _Handler(BaseHTTPRequestHandler):
     server: _Server
     protocol_version = "HTTP/1.1"
+    # The status line and headers go out in one write and the body in another: with Nagle on,
+    # a keep-alive client's delayed ACK holds the body back ~40 ms on every request.
+    disable_nagle_algorithm = True
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
         return None
@@ -144,7 +149,9 @@ class _Handler(BaseHTTPRequestHandler):
             body=body,
         )
         fault = store._pick_fault(req)
-        if fault is not None and fault.kind == "cut_before":
+        if fault is not None and fault.kind == "hook_before" and fault.hook is not None:
+            fault.hook(req)
+        if fault is not None and fault.kind in ("cut_before", "hook_before"):
             store._record(req, 0, None)
             self.close_connection = True
             self.connection.shutdown(2)

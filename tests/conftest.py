@@ -83,3 +83,13 @@ def cli(capsys):
         return CliResult(code, captured.out, captured.err)
 
     return run
+
+
+@pytest.fixture(scope="session")
+def forkserver():
+    """Killable `vsc` processes that start in milliseconds (tests/killable.py)."""
+    from tests.killable import Forkserver
+
+    server = Forkserver()
+    yield server
+    server.close()

@@ -134,6 +134,106 @@ class VendorStore:
         else:
             self.store.fulfill(order_id, [{"carrier": company, "tracking_number": number, "tracking_url": url}])
 
+    def add_product(self, title: str, variants: list[dict[str, Any]], options: list[str] | None = None) -> str:
+        """A product with `variants` = [{"sku", "price", "options": {name: value}, "qty"}]; returns its id.
+
+        `options` names the option (attribute) axes in order; variants without options make a
+        one-variant product. SKUs may repeat or be empty where the platform allows it.
+        """
+        names = options or []
+        if self.platform == "shopify":
+            p = self.store.add_product(
+                title,
+                **({"options": {n: [] for n in names}} if names else {}),
+                variants=[
+                    {"sku": v.get("sku", ""), "price": v.get("price", "10.00"), "available": v.get("qty", 1)}
+                    | ({"options": v["options"]} if names else {})
+                    for v in variants
+                ],
+            )
+            pid = p["id"]
+            ids = [v["id"] for v in p["variants"]]
+        elif self.platform == "woocommerce":
+            if not names:
+                (v,) = variants
+                p = self.store.add_product(
+                    title, sku=v.get("sku", ""), price=v.get("price", "10.00"), stock=v.get("qty", 1)
+                )
+                pid, ids = str(p["id"]), [str(p["id"])]
+            else:
+                values = {n: list(dict.fromkeys(v["options"][n] for v in variants)) for n in names}
+                p = self.store.add_product(
+                    title,
+                    attributes=[{"name": n, "options": values[n]} for n in names],
+                    variations=[
+                        {
+                            "attributes": v["options"],
+                            "sku": v.get("sku", ""),
+                            "price": v.get("price", "10.00"),
+                            "stock": v.get("qty", 1),
+                        }
+                        for v in variants
+                    ],
+                )
+                pid, ids = str(p["id"]), [str(i) for i in p["variations"]]
+        else:
+            p = self.store.add_product(
+                title,
+                [
+                    {
+                        "sku": v.get("sku", ""),
+                        "price": v.get("price", "10.00"),
+                        "quantity": v.get("qty", 1),
+                        "attributes": v.get("options") or {},
+                    }
+                    for v in variants
+                ],
+                variant_attributes=names,
+            )
+            pid, ids = p["id"], [v["id"] for v in p["variants"]]
+        for v, vid in zip(variants, ids, strict=True):
+            if v.get("sku"):
+                self.variants[v["sku"]] = vid
+                self.products[v["sku"]] = pid
+        return pid
+
+    def delete_product(self, pid: str) -> None:
+        self.store.delete_product(int(pid) if self.platform == "woocommerce" else pid)
+
+    def delete_variant(self, sku: str) -> None:
+        vid = self.variants.pop(sku)
+        if self.platform == "woocommerce":
+            self.store.delete_variation(int(self.products[sku]), int(vid))
+        else:
+            self.store.delete_variant(vid)
+
+    def revoke(self) -> None:
+        """The vendor revokes vsc's credentials on their store (the app is uninstalled, the key
+        deleted): from the next request on, the store answers as it does to an unknown token."""
+        if self.platform == "shopify":
+            self.store.token = "shpat_" + "0" * 32
+        elif self.platform == "woocommerce":
+            self.store.consumer_key = "ck_" + "0" * 40
+        else:
+            self.store.api_key = "0" * 32
+
+    def new_credentials(self, monkeypatch: Any) -> list[str]:
+        """Issue fresh credentials (after a revoke), export them, and return the `vsc connect`
+        arguments that reconnect the vendor `acme` with them."""
+        import secrets
+
+        if self.platform == "shopify":
+            self.store.token = "shpat_" + secrets.token_hex(16)
+            monkeypatch.setenv("ACME_TOKEN", self.store.token)
+            return [*"connect shopify acme --role vendor --shop".split(), self.store.url, "--token-env", "ACME_TOKEN"]
+        if self.platform == "woocommerce":
+            self.store.consumer_key = "ck_" + secrets.token_hex(20)
+            monkeypatch.setenv("CK", self.store.consumer_key)
+            return ["connect", "woocommerce", "acme", "--url", self.store.url, "--key-env", "CK", "--secret-env", "CS"]
+        self.store.api_key = secrets.token_hex(16)
+        monkeypatch.setenv("SQ", self.store.api_key)
+        return ["connect", "squarespace", "acme", "--api-key-env", "SQ", "--api-url", self.store.url]
+
 
 @dataclass
 class Market:
@@ -192,7 +292,11 @@ def start_merchant(cli: Any, monkeypatch: Any, *, settings: str = "", **store_kw
     return merchant
 
 
-def open_market(platform: str, cli: Any, monkeypatch: Any, *, settings: str = "") -> Market:
-    """Start the stores, `vsc init`, connect both, and write `settings` to vsc.yaml."""
+def open_market(
+    platform: str, cli: Any, monkeypatch: Any, *, settings: str = "", vendor_currency: str = "USD"
+) -> Market:
+    """Start the stores, `vsc init`, connect both, and write `settings` to vsc.yaml.
+
+    The merchant prices in USD; the vendor's store in `vendor_currency`."""
     merchant = start_merchant(cli, monkeypatch, settings=settings)
-    return Market(merchant, start_vendor(platform, "acme", cli, monkeypatch))
+    return Market(merchant, start_vendor(platform, "acme", cli, monkeypatch, currency=vendor_currency))

@@ -252,3 +252,30 @@ def test_which_vendor_locations_count_is_a_setting(cli, monkeypatch, isolated):
         assert merchant_available(m, cli, "SH-S") == 6  # only the Depot counts now
     finally:
         m.stop()
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="known gap: a merchant item whose updatedAt is in the very second of vsc's own last write "
+    "is taken for vsc's echo and never read again (vsc.engine.inventory._echo compares whole seconds)",
+)
+def test_a_merchant_edit_in_the_second_of_vscs_own_write_is_still_seen(cli, monkeypatch):
+    import time
+
+    m = open_market("shopify", cli, monkeypatch)
+    try:
+        frozen = time.time()
+        m.merchant.clock = lambda: frozen  # every merchant change lands in one second
+        pid = m.vendor.add_shirt()
+        assert cli("map", "add", "acme", pid).code == 0
+        assert cli("sync").code == 0
+        m.vendor.set_stock("SH-S", 4)
+        assert cli("sync").code == 0  # vsc writes the merchant's SH-S: 4
+        mv = m.merchant_variant(cli, "SH-S")
+        assert m.merchant.available(mv) == 4
+        m.merchant.set_available(mv, None, 9)  # someone edits it by hand, in that same second
+        assert cli("sync").code == 0
+        assert cli("sync").code == 0
+        assert m.merchant.available(mv) == 4  # the vendor's stock is the truth
+    finally:
+        m.stop()

@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import sys
 
 import pytest
 
@@ -190,7 +188,7 @@ def test_a_lost_response_never_makes_a_second_order(market, cli):
 
 
 @pytest.mark.parametrize("platform", PLATFORMS)
-def test_killed_at_each_write_then_rerun_makes_exactly_one_order(platform, cli, monkeypatch, isolated):
+def test_killed_at_each_write_then_rerun_makes_exactly_one_order(platform, cli, monkeypatch, forkserver):
     """SIGKILL the vsc process right after the vendor store applied each write of the pass in turn."""
     m = open_market(platform, cli, monkeypatch, settings=SETTINGS)
     try:
@@ -201,20 +199,9 @@ def test_killed_at_each_write_then_rerun_makes_exactly_one_order(platform, cli, 
         # round after resumes from there. A clean pass makes one vendor order per merchant order.
         kills = 0
         for _ in range(10):
-            box: dict[str, subprocess.Popen] = {}
-
-            def kill(req, box=box):
-                os.kill(box["p"].pid, signal.SIGKILL)
-
             m.vendor.store.clear_faults()
-            m.vendor.store.inject(Fault("hook", match=m.vendor.store.is_write, hook=kill, times=1))
-            box["p"] = subprocess.Popen(
-                [sys.executable, "-m", "vsc", "sync"],
-                env=dict(os.environ),
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-            )
-            code = box["p"].wait(timeout=120)
+            forkserver.kill_at(m.vendor.store)
+            code = forkserver.run(["sync"])
             if code != -signal.SIGKILL:
                 assert code == 0
                 break
@@ -248,5 +235,32 @@ def test_order_push_off_moves_the_vendors_stock_once(platform, cli, monkeypatch)
         assert m.vendor.stock("SH-S") == 5
         assert cli("sync").code == 0
         assert m.vendor.stock("SH-S") == 5
+    finally:
+        m.stop()
+
+
+@pytest.mark.parametrize("platform", PLATFORMS)
+def test_a_stock_move_cut_off_after_it_applied_is_not_made_twice(platform, cli, monkeypatch, forkserver):
+    """vsc killed right after the vendor store applied a direct stock move, then rerun: moved once.
+    Shopify and Squarespace replay the move's idempotency key; WooCommerce has none, so the key
+    travels in the same write as the stock (`_vsc_moves` meta) and the retry reads it back."""
+    m = open_market(platform, cli, monkeypatch, settings="vendors:\n  acme: {order_push: false}\n")
+    try:
+        pid = m.vendor.add_shirt()
+        assert cli("map", "add", "acme", pid).code == 0
+        order = buy(m, cli, qty=2)
+        for expected in (3, 5):  # the sale, then its cancellation
+            forkserver.kill_at(m.vendor.store)  # the pass's only vendor write is the move
+            assert forkserver.run(["sync"]) == -signal.SIGKILL
+            assert m.vendor.stock("SH-S") == expected
+            r = cli("sync", "--json")
+            assert r.code == 0, r
+            assert m.vendor.stock("SH-S") == expected  # not moved a second time
+            assert state().stock_moves(vendor="acme") == []  # none pending or failed
+            m.merchant.cancel_order(order["id"], restock=True)
+        if platform == "woocommerce":
+            variation = m.vendor.store.variation(int(m.vendor.variants["SH-S"]))
+            (moves,) = [x["value"] for x in variation["meta_data"] if x["key"] == "_vsc_moves"]
+            assert len(moves) == 2 and all(k.startswith("move:") for k in moves)
     finally:
         m.stop()

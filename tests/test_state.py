@@ -87,3 +87,32 @@ def test_atomic_rolls_back_together(tmp_path):
         state.add_product_link("acme", "p1", "m1", mode="published")
         raise RuntimeError("crash")
     assert state.product_links() == []
+
+
+def test_writes_cut_off_by_a_killed_pass_are_settled_by_a_later_attempt_or_a_clean_pass(tmp_path):
+    state = State.create(tmp_path / "vsc.db")
+
+    def begin(pass_id, key, stream="orders", vendor="acme"):
+        return state.journal_begin(
+            pass_id=pass_id, store="mall", stream=stream, kind="k", key=key, target="t", vendor=vendor
+        )
+
+    killed = state.begin_pass(dry_run=False)
+    begin(killed, "push:1")  # the same write is attempted again below
+    begin(killed, "stock:1", stream="inventory")  # found made by the next pass: not attempted again
+    begin(killed, "stock:2", stream="inventory", vendor="beta")  # beta is not in the next pass
+    assert state.interrupt_stale_passes() == [killed]
+    assert {e.key for e in state.unfinished_writes()} == {"push:1", "stock:1", "stock:2"}
+
+    again = state.begin_pass(dry_run=False)
+    retry = begin(again, "push:1")
+    state.journal_finish(retry, status="failed", error="refused")
+    assert {e.key for e in state.unfinished_writes()} == {"push:1", "stock:1", "stock:2"}  # not settled yet
+    retry = begin(again, "push:1")
+    state.journal_finish(retry, status="done")
+    assert {e.key for e in state.unfinished_writes()} == {"stock:1", "stock:2"}
+    assert state.settle_cut_off(vendors=["acme"], streams=["orders", "inventory"], by_pass=again) == 1
+    assert [e.key for e in state.unfinished_writes()] == ["stock:2"]
+    statuses = {(e.key, e.status) for e in state.journal() if e.status == "interrupted"}
+    assert statuses == {("push:1", "interrupted"), ("stock:1", "interrupted")}
+    state.close()

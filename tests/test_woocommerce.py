@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
+from unittest.mock import ANY
 
 import pytest
 import requests
@@ -448,6 +449,37 @@ def test_read_and_adjust_stock(store: WooCommerceSandbox, wc: WooCommerceConnect
 
     wc.adjust_stock([(refs["mug"], 3), (refs["black"], -1), (refs["black"], -1), (refs["free"], -1)], key="adj:1")
     assert store.stock(mug["id"]) == 1 and store.stock(shirt["variations"][0]) == 2 and store.stock(free["id"]) is None
+
+
+def moves_meta(payload: dict[str, Any]) -> list[str]:
+    (value,) = [m["value"] for m in payload["meta_data"] if m["key"] == "_vsc_moves"]
+    return value
+
+
+def test_a_stock_move_is_made_once_per_key(store: WooCommerceSandbox, wc: WooCommerceConnector) -> None:
+    mug = store.add_product("Mug", stock=5, meta_data={"_vsc_moves": [f"old:{i}" for i in range(50)]})
+    shirt = tee_shirt(store)
+    mug_ref = VariantRef(str(mug["id"]), str(mug["id"]))
+    black = VariantRef(str(shirt["id"]), str(shirt["variations"][0]))
+    store.reset_requests()
+    wc.adjust_stock([(mug_ref, -2), (black, -1)], key="move:1")
+    # The key rides in the same item update as the stock: one write per endpoint, nothing else.
+    writes = store.writes
+    assert [w.path for w in writes] == [
+        "/wp-json/wc/v3/products/batch",
+        f"/wp-json/wc/v3/products/{shirt['id']}/variations/batch",
+    ]
+    assert all(item["meta_data"] == [{"key": "_vsc_moves", "value": ANY}] for w in writes for item in w.body["update"])
+    assert store.stock(mug["id"]) == 3 and store.stock(shirt["variations"][0]) == 3
+    kept = moves_meta(store.product(mug["id"]))
+    assert len(kept) == 50 and kept[-1] == "move:1" and "old:0" not in kept  # recent keys only
+    assert moves_meta(store.variation(shirt["variations"][0])) == ["move:1"]
+    store.reset_requests()
+    wc.adjust_stock([(mug_ref, -2), (black, -1)], key="move:1")  # a retry after a lost answer
+    assert store.count(write=True) == 0
+    assert store.stock(mug["id"]) == 3 and store.stock(shirt["variations"][0]) == 3
+    wc.adjust_stock([(mug_ref, 2)], key="move:2")
+    assert store.stock(mug["id"]) == 5 and moves_meta(store.product(mug["id"]))[-2:] == ["move:1", "move:2"]
 
 
 # -- orders -------------------------------------------------------------------------------------------

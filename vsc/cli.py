@@ -9,6 +9,7 @@ stderr.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
@@ -20,6 +21,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+import typer.main
 from rich.console import Console
 from rich.table import Table
 
@@ -228,8 +230,12 @@ def _connect(platform: str, name: str, role: str, url: str, inputs: list[Any], b
 
     state = State.open(OPTS.db)
     _tls_warning(name, tls)
+    again = any(s.name == name for s in state.stores())
     info = connect(state, platform=platform, name=name, role=role, url=url, inputs=inputs, build=build, tls=tls)
-    out.print(f"Connected {role} {name} ({platform}): {info.name}" + (f", {info.currency}" if info.currency else ""))
+    what = "Reconnected" if again else "Connected"
+    out.print(f"{what} {role} {name} ({platform}): {info.name}" + (f", {info.currency}" if info.currency else ""))
+    if again:
+        out.print("New credentials saved; links, cursors and the journal are kept.")
 
 
 @connect_app.command("shopify")
@@ -648,6 +654,13 @@ from vsc.commands import operating as _operating_commands  # noqa: E402,F401
 # -- entry point -------------------------------------------------------------------------
 
 
+@functools.cache
+def _command() -> Any:
+    # Typer builds the click command tree from the signatures on every `app()` call (~60 ms);
+    # the tree never changes in one process, and tests run the CLI hundreds of times.
+    return typer.main.get_command(app)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Run the command line; the one place errors become messages and exit codes.
 
@@ -656,7 +669,7 @@ def main(argv: list[str] | None = None) -> None:
     its hint and its exit status.
     """
     try:
-        app(args=argv, prog_name="vsc")
+        _command()(args=argv, prog_name="vsc")
     except VscError as exc:
         err.print(f"[red]error:[/] {redactor.redact(exc.message)}", highlight=False)
         if exc.hint:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -539,6 +539,13 @@ class State:
         self.store(name)  # UsageError naming the known stores
         self.db["stores"].update(name, {"ca_bundle": ca_bundle, "insecure_tls": int(insecure)})
 
+    def replace_credentials(self, name: str, secret_ref: dict[str, Any], *, currency: str | None) -> None:
+        """A reconnected store's new secret references (links, cursors and journal are kept)."""
+        values: dict[str, Any] = {"secret_ref": _dumps(secret_ref), "checked_at": iso(now_utc()), "check_status": "ok"}
+        if currency:
+            values["currency"] = currency
+        self.db["stores"].update(name, values)
+
     def record_check(self, name: str, status: str, currency: str | None = None) -> None:
         values: dict[str, Any] = {"checked_at": iso(now_utc()), "check_status": status}
         if currency:
@@ -1019,6 +1026,14 @@ class State:
         if detail is not None:
             values["detail"] = _dumps(detail)
         self.db["journal"].update(entry_id, values)
+        if status in ("done", "reported"):
+            # Earlier attempts at the same key still pending were cut off (their process died
+            # mid-write, or it was never told the outcome): this attempt settled them.
+            self.db.execute(
+                "UPDATE journal SET status = 'interrupted', error = ? WHERE status = 'pending' AND id < ? "
+                "AND key = (SELECT key FROM journal WHERE id = ?)",
+                [f"cut off; settled by journal entry {entry_id}", entry_id, entry_id],
+            )
 
     @staticmethod
     def _entry(r: dict[str, Any]) -> JournalEntry:
@@ -1075,6 +1090,21 @@ class State:
         for pass_id in ids:
             self.db["passes"].update(pass_id, {"status": "interrupted"})
         return ids
+
+    def settle_cut_off(self, *, vendors: Sequence[str], streams: Sequence[str], by_pass: int) -> int:
+        """Writes left `pending` by interrupted passes, for these vendors and streams, marked
+        `interrupted`: a later pass over them finished cleanly (`by_pass`), so it re-read both
+        sides and either made each such write again or found it made. Returns how many."""
+        if not vendors or not streams:
+            return 0
+        marks = ", ".join("?" for _ in vendors), ", ".join("?" for _ in streams)
+        cur = self.db.execute(
+            f"UPDATE journal SET status = 'interrupted', error = ? WHERE status = 'pending' "
+            f"AND vendor IN ({marks[0]}) AND stream IN ({marks[1]}) "
+            "AND pass_id IN (SELECT id FROM passes WHERE status = 'interrupted')",
+            [f"cut off; pass {by_pass} reconciled it", *vendors, *streams],
+        )
+        return cur.rowcount
 
     @staticmethod
     def _pass(r: dict[str, Any]) -> dict[str, Any]:

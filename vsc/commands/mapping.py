@@ -29,7 +29,8 @@ def products(
     linked_v = {v.vendor_variant_id for v in c.state.variant_links(vendor=vendor)}
     linked_p = {p.vendor_product_id for p in c.state.product_links(vendor)}
     rows = []
-    for p in c.connector(vendor).list_products(None):
+    connector = c.connector(vendor)
+    for p in connector.list_products(None):
         rows.append(
             {
                 "id": p.id,
@@ -51,13 +52,18 @@ def products(
                 ],
             }
         )
+    unreadable = connector.take_unreadable()
     if as_json:
         emit_json(rows)
-        return
-    table = Table("id", "title", "status", "variants", "linked")
-    for r in rows:
-        table.add_row(r["id"], r["title"], r["status"], str(len(r["variants"])), "yes" if r["linked"] else "")
-    out.print(table)
+    else:
+        table = Table("id", "title", "status", "variants", "linked")
+        for r in rows:
+            table.add_row(r["id"], r["title"], r["status"], str(len(r["variants"])), "yes" if r["linked"] else "")
+        out.print(table)
+    for problem in unreadable.values():  # left out of the list above: say so, never drop them silently
+        err.print(f"[red]error:[/] {problem} (left out of this list)", highlight=False)
+    if unreadable:
+        raise typer.Exit(ExitStatus.ACTIONS_FAILED)
 
 
 def _print_map_result(result: Any, as_json: bool, verb: str, *, quiet_skips: bool = False) -> None:

@@ -22,6 +22,10 @@ schedule_app = typer.Typer(
 app.add_typer(schedule_app, name="schedule")
 
 
+#: the cursors `vsc status` shows (others are bookkeeping: sweeps, vsc's own changes)
+STREAM_CURSORS = ("catalog", "orders", "inventory", "tracking")
+
+
 def _ago(seconds: float | None) -> str:
     if seconds is None:
         return "-"
@@ -65,6 +69,30 @@ def _entry_json(e: JournalRecord) -> dict[str, Any]:
         "detail": detail,
         "error": e.error,
     }
+
+
+def _links_needing_attention(state: State, vendor: str) -> list[dict[str, Any]]:
+    """Links vsc stopped syncing, wholly or partly, because their merchant side was deleted
+    by hand (`vsc.engine.gone`): a person decides whether to publish them again."""
+    from vsc.engine.gone import MERCHANT_DELETED, what_to_do
+
+    out = []
+    for link in state.product_links(vendor):
+        gone = [v for v in state.variant_links(product_link_id=link.id) if v.state == MERCHANT_DELETED]
+        if link.state != MERCHANT_DELETED and not gone:
+            continue
+        whole = link.state == MERCHANT_DELETED
+        out.append(
+            {
+                "vendor_product_id": link.vendor_product_id,
+                "merchant_product_id": link.merchant_product_id,
+                "state": link.state,
+                "merchant_deleted_skus": [v.sku or v.vendor_variant_id for v in gone],
+                "note": link.note,
+                "what_to_do": what_to_do(vendor, link.vendor_product_id, whole=whole),
+            }
+        )
+    return out
 
 
 def store_status(state: State, now: datetime) -> dict[str, Any]:
@@ -115,6 +143,7 @@ def store_status(state: State, now: datetime) -> dict[str, Any]:
         pending = [] if s.is_merchant else state.order_links(vendor=s.name, states=("pending", "failed"))
         cancels = [] if s.is_merchant else state.order_links(vendor=s.name, states=("cancel_requested",))
         brake = brakes.get(s.name)
+        attention = [] if s.is_merchant else _links_needing_attention(state, s.name)
         stores.append(
             {
                 "name": s.name,
@@ -135,6 +164,7 @@ def store_status(state: State, now: datetime) -> dict[str, Any]:
                     for o in cancels
                 ],
                 "last_rate_limit": throttle,
+                "links_needing_attention": attention,
                 "brake": (
                     {"reason": brake["reason"], "engaged_at": brake["engaged_at"], "pass_id": brake["pass_id"]}
                     if brake
@@ -173,7 +203,7 @@ def status(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] 
         result = last["result"] if last else "never"
         style = {"ok": "green", "failed": "red", "stopped": "red", "interrupted": "yellow"}.get(result, "")
         lag = ", ".join(
-            f"{c['stream']} {_ago(c['lag_seconds'])}" for c in s["cursors"] if c["stream"] != "catalog-sweep"
+            f"{c['stream']} {_ago(c['lag_seconds'])}" for c in s["cursors"] if c["stream"] in STREAM_CURSORS
         )
         throttle = s["last_rate_limit"]
         table.add_row(
@@ -205,6 +235,8 @@ def status(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] 
             )
         for e in s["failed_actions"]:
             err.print(f"[yellow]{s['name']}: waiting for retry:[/] {e['summary']} ({e['error']})", highlight=False)
+        for a in s.get("links_needing_attention") or []:
+            err.print(f"[yellow]{s['name']}: not synced:[/] {a['note']}. {a['what_to_do']}.", highlight=False)
         if s["unfinished_writes"]:
             err.print(
                 f"[yellow]{s['name']}: {len(s['unfinished_writes'])} write(s) were cut off by a stopped pass[/] "
@@ -320,8 +352,9 @@ def log_(
         err.print("No journal entries match.")
         return
     table = Table("at", "pass", "store", "vendor", "stream", "kind", "status", "what")
+    styles = {"done": "green", "failed": "red", "pending": "yellow", "reported": "yellow", "interrupted": "dim"}
     for e in entries:
-        style = {"done": "green", "failed": "red", "pending": "yellow", "reported": "yellow"}.get(e.status, "")
+        style = styles.get(e.status, "")
         what = (e.detail or {}).get("summary") or e.target or ""
         if e.error:
             what += f" [red]({e.error})[/]"

@@ -28,12 +28,16 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple
+from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple, TypeVar
 
-from vsc.errors import Unsupported
+from vsc.errors import PayloadError, Unsupported
 
 if TYPE_CHECKING:
     from vsc.connectors.http import StoreSession
+
+T = TypeVar("T")
+#: the key `Connector.take_unreadable` uses for a broken record that did not even carry an id
+UNKNOWN_ID = "?"
 
 # Shopify's own limits, which every listing published to the merchant must fit.
 MAX_OPTIONS = 3
@@ -110,6 +114,9 @@ class Product:
     collections: tuple[str, ...] = ()
     #: their ids, in the same order (empty where the connector did not read them)
     collection_ids: tuple[str, ...] = ()
+    #: the currency of its prices where the payload says (Squarespace); else the store's
+    #: (`StoreInfo.currency`, recorded when the store is connected or checked)
+    currency: str | None = None
 
     def variant(self, variant_id: str) -> Variant | None:
         return next((v for v in self.variants if v.id == variant_id), None)
@@ -347,6 +354,30 @@ class Connector:
     def __init__(self, name: str, session: StoreSession) -> None:
         self.name = name
         self.session = session
+        self._unreadable: dict[str, str] = {}
+
+    # -- records that cannot be read ------------------------------------------
+    def parse_record(self, payload: Any, parse: Callable[[], T], what: str = "product") -> T | None:
+        """`parse()`, or None when the record is unreadable (`PayloadError`).
+
+        One broken record must not hide the others: product readers skip it and note it
+        (by the id the payload gives, if any) for `take_unreadable`, so the engine reports
+        that product as failed instead of taking it for deleted.
+        """
+        try:
+            return parse()
+        except PayloadError as exc:
+            raw = payload.get("id") if isinstance(payload, dict) else None
+            ident = str(raw) if raw not in (None, "") else UNKNOWN_ID
+            detail = str(exc).removeprefix(f"{self.name}: ")
+            self._unreadable[ident] = f"{self.name}: {what} {ident}: {detail}"
+            return None
+
+    def take_unreadable(self) -> dict[str, str]:
+        """Product id (or `UNKNOWN_ID`) → what was wrong with its record, for the records the
+        readers skipped since the last call."""
+        out, self._unreadable = self._unreadable, {}
+        return out
 
     def facts(self) -> dict[str, Any]:
         """What this connector learnt about its store that is worth keeping between runs (e.g.

@@ -312,6 +312,11 @@ def parse_product(payload: Any) -> Product:
     raw_images = [_obj(i, f"an image of product {pid}") for i in _list(p.get("images"), f"images of {pid}")]
     raw_images.sort(key=lambda i: i.get("orderIndex") if isinstance(i.get("orderIndex"), int) else 0)
     images = tuple(Image(src=str(i["url"]), alt=_str(i.get("altText"))) for i in raw_images if i.get("url"))
+    currencies = {
+        _currency((v.get("pricing") or {}).get("basePrice"))
+        for v in _list(p.get("variants"), f"variants of product {pid}")
+        if isinstance(v, Mapping) and isinstance(v.get("pricing"), Mapping)
+    } - {None}
     return Product(
         id=pid,
         title=str(p.get("name") or ""),
@@ -323,6 +328,7 @@ def parse_product(payload: Any) -> Product:
         images=images,
         handle=_str(p.get("urlSlug")),
         updated_at=updated,
+        currency=currencies.pop() if len(currencies) == 1 else None,
     )
 
 
@@ -630,7 +636,9 @@ class SquarespaceConnector(Connector):
         # Physical goods only: SERVICE, GIFT_CARD and DIGITAL products have nothing to ship.
         params["type"] = "PHYSICAL"
         for payload in self._paged(PRODUCTS, "products", params, "list products"):
-            yield parse_product(payload)
+            product = self.parse_record(payload, lambda payload=payload: parse_product(payload))
+            if product is not None:
+                yield product
 
     def get_products(self, ids: Sequence[str]) -> dict[str, Product]:
         """Products by id, 50 a call; the API answers 404 if any id is missing
@@ -638,8 +646,9 @@ class SquarespaceConnector(Connector):
         result: dict[str, Product] = {}
         for chunk in _chunks(list(dict.fromkeys(ids)), MAX_IDS):
             for payload in self._fetch_by_ids(PRODUCTS, "products", chunk, "read products"):
-                product = parse_product(payload)
-                result[product.id] = product
+                product = self.parse_record(payload, lambda payload=payload: parse_product(payload))
+                if product is not None:
+                    result[product.id] = product
         return result
 
     def _fetch_by_ids(self, path: str, key: str, ids: Sequence[str], what: str) -> list[Any]:

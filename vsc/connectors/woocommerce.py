@@ -62,6 +62,11 @@ MARKER_KEY = "_vsc_marker"
 MERCHANT_ORDER_KEY = "_vsc_merchant_order"
 TAGS_KEY = "_vsc_tags"
 TRACKING_META_KEY = "_wc_shipment_tracking_items"
+# Keys of the stock moves vsc made on a product or variation, written in the same request as the
+# stock: WooCommerce has no idempotency key, so this is how a retry knows a move was made.
+MOVES_KEY = "_vsc_moves"
+MOVES_KEPT = 50  # the most recent only: a move is retried within a pass or two, never months later
+STOCK_FIELDS = "id,manage_stock,stock_quantity,date_modified,date_modified_gmt"
 PAGE_SIZE = 100  # the most `per_page` allows [CRUD get_collection_params]
 BATCH_SIZE = 100  # woocommerce_rest_batch_items_limit default [RESTCTL check_batch_limit]
 
@@ -139,6 +144,15 @@ def _text(value: Any) -> str | None:
         return None
     text = str(value).strip()
     return text or None
+
+
+def _moves(payload: Mapping[str, Any]) -> list[str]:
+    """The stock move keys vsc recorded on an item (`_vsc_moves` meta; [] when none)."""
+    for meta in payload.get("meta_data") or []:
+        if isinstance(meta, dict) and meta.get("key") == MOVES_KEY:
+            value = meta.get("value")
+            return [str(k) for k in value] if isinstance(value, list) else []
+    return []
 
 
 def _available(payload: Mapping[str, Any]) -> int | None:
@@ -654,7 +668,9 @@ class WooCommerceConnector(Connector):
             for payload in page:
                 payload = _need_dict(payload, "a product")
                 if self._keep(payload, floor):
-                    yield self._product(payload)
+                    product = self.parse_record(payload, lambda payload=payload: self._product(payload))
+                    if product is not None:
+                        yield product
 
     def list_products_matching(self, where: ProductFilter) -> Iterator[Product]:
         """`list_products`, with `status=publish` asked of the store when only active products
@@ -669,7 +685,9 @@ class WooCommerceConnector(Connector):
             for payload in page:
                 payload = _need_dict(payload, "a product")
                 if self._keep(payload, floor):
-                    yield self._product(payload)
+                    product = self.parse_record(payload, lambda payload=payload: self._product(payload))
+                    if product is not None:
+                        yield product
 
     def get_products(self, ids: Sequence[str]) -> dict[str, Product]:
         """The products with these ids, 100 a request with `include=`; missing ids are left out."""
@@ -679,8 +697,10 @@ class WooCommerceConnector(Connector):
             chunk = wanted[start : start + PAGE_SIZE]
             for page in self._pages(f"{API}/products", {"include": ",".join(chunk), "orderby": "include"}):
                 for payload in page:
-                    product = self._product(_need_dict(payload, "a product"))
-                    out[product.id] = product
+                    payload = _need_dict(payload, "a product")
+                    product = self.parse_record(payload, lambda payload=payload: self._product(payload))
+                    if product is not None:
+                        out[product.id] = product
         return out
 
     def list_deleted_product_ids(self, since: datetime) -> list[str] | None:
@@ -699,14 +719,18 @@ class WooCommerceConnector(Connector):
         `available` is None where WooCommerce does not count stock (`manage_stock: false`);
         negative stock is reported as it is. Refs that no longer exist are left out.
         """
+        rows = self._stock_rows(refs, STOCK_FIELDS)
+        return {ref: StockLevel(ref, _available(p), updated_at=_gmt(p, "date_modified")) for ref, p in rows.items()}
+
+    def _stock_rows(self, refs: Iterable[VariantRef], fields: str) -> dict[VariantRef, dict[str, Any]]:
+        """The `fields` of these products and variations, by ref (one `include` list per parent)."""
         refs = list(dict.fromkeys(refs))
         simple = [r for r in refs if r.variant_id == r.product_id]
         by_parent: dict[str, list[VariantRef]] = {}
         for r in refs:
             if r.variant_id != r.product_id:
                 by_parent.setdefault(r.product_id, []).append(r)
-        fields = "id,manage_stock,stock_quantity,date_modified,date_modified_gmt"
-        out: dict[VariantRef, StockLevel] = {}
+        out: dict[VariantRef, dict[str, Any]] = {}
 
         def collect(path: str, group: list[VariantRef]) -> None:
             index = {r.variant_id: r for r in group}
@@ -718,7 +742,7 @@ class WooCommerceConnector(Connector):
                     for payload in page:
                         ref = index.get(_need_id(_need_dict(payload, "a stock row"), "a stock row"))
                         if ref is not None:
-                            out[ref] = StockLevel(ref, _available(payload), updated_at=_gmt(payload, "date_modified"))
+                            out[ref] = payload
 
         if simple:
             collect(f"{API}/products", simple)
@@ -766,9 +790,14 @@ class WooCommerceConnector(Connector):
             answers.extend(a for a in body.get("update") or [] if isinstance(a, dict))
         return answers
 
-    def _write_stock(self, levels: Sequence[tuple[VariantRef, int]]) -> dict[VariantRef, dict[str, Any]]:
+    def _write_stock(
+        self, levels: Sequence[tuple[VariantRef, int]], moves: Mapping[VariantRef, list[str]] | None = None
+    ) -> dict[VariantRef, dict[str, Any]]:
         """Absolute stock writes through the batch endpoints; raises `UserErrors` for refused items
-        after every batch has been sent (the others are applied: batch items stand alone)."""
+        after every batch has been sent (the others are applied: batch items stand alone).
+
+        `moves`: the new `_vsc_moves` list of an item, saved by the same item update as its stock
+        (WooCommerce applies `meta_data` and `stock_quantity` in one product save)."""
         by_path: dict[str, list[tuple[VariantRef, int]]] = {}
         for ref, qty in levels:
             path = (
@@ -783,6 +812,9 @@ class WooCommerceConnector(Connector):
             index = {ref.variant_id: (ref, qty) for ref, qty in items}
             # manage_stock must be on for stock_quantity to be applied [DOCS-variations props].
             updates = [{"id": int(ref.variant_id), "manage_stock": True, "stock_quantity": qty} for ref, qty in items]
+            for update, (ref, _) in zip(updates, items, strict=True):
+                if moves and ref in moves:
+                    update["meta_data"] = [{"key": MOVES_KEY, "value": moves[ref]}]
             try:
                 answers = self._batch(path, updates)
             except NotFound as exc:  # the parent product of these variations is gone
@@ -830,31 +862,43 @@ class WooCommerceConnector(Connector):
             self._write_stock(levels)
 
     def adjust_stock(self, deltas: Sequence[tuple[VariantRef, int]], *, key: str) -> None:
-        """Move quantities by deltas: read the current stock, write current + delta, and check
-        what the store answers.
+        """Move quantities by deltas, once per `key`: read the current stock and the item's
+        `_vsc_moves`, then write current + delta together with the key added to `_vsc_moves`.
+
+        WooCommerce has no idempotency key, so the key travels in the item's own meta, saved by
+        the same request as the stock: when vsc dies (or loses the answer) after WooCommerce
+        applied a move, the retry reads the key back and moves nothing. Only the most recent
+        `MOVES_KEPT` keys are kept on an item.
 
         The race: WooCommerce has no conditional write, so a sale landing between the read and
         the write is overwritten (the fact sheet: absolute set, not delta). The window is one
         round trip; the answer of the write is the store's state right after it, and it is
         checked to hold the value written. Variants whose stock is not counted are skipped.
-        Applying a `key` once is the engine's journal's job: WooCommerce cannot remember it.
         """
         totals: dict[VariantRef, int] = {}
         for ref, delta in deltas:
             totals[ref] = totals.get(ref, 0) + int(delta)
-        current = self.read_stock(totals)
-        missing = [r for r in totals if r not in current]
+        rows = self._stock_rows(totals, f"{STOCK_FIELDS},meta_data")
+        missing = [r for r in totals if r not in rows]
         if missing:
             raise NotFound(
                 f"{self.name}: WooCommerce has no item {missing[0].product_id}/{missing[0].variant_id}",
                 store=self.name,
                 platform=self.platform,
             )
-        levels = [
-            (ref, current[ref].available + d) for ref, d in totals.items() if current[ref].available is not None and d
-        ]
+        levels: list[tuple[VariantRef, int]] = []
+        moves: dict[VariantRef, list[str]] = {}
+        for ref, d in totals.items():
+            current, made = _available(rows[ref]), _moves(rows[ref])
+            if current is None or not d:
+                continue
+            if key in made:
+                log.info("%s: stock move %s on %s was made already", self.name, key, ref.variant_id)
+                continue
+            levels.append((ref, current + d))
+            moves[ref] = [*made, key][-MOVES_KEPT:]
         if levels:
-            self._write_stock(levels)
+            self._write_stock(levels, moves)
 
     # -- orders ---------------------------------------------------------------------------------------
     @pass_memo

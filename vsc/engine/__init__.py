@@ -22,11 +22,12 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from vsc import notify
-from vsc.engine import brakes, catalog, inventory, orders, tracking
+from vsc.engine import brakes, catalog, gone, inventory, orders, tracking
 from vsc.engine.actions import Action
 from vsc.engine.context import Context
 from vsc.engine.lock import PassLock
-from vsc.errors import UsageError, VscError
+from vsc.engine.stores import refused
+from vsc.errors import AuthError, UsageError, VscError
 
 log = logging.getLogger("vsc.engine")
 
@@ -121,6 +122,8 @@ def execute(
             log.debug("action %s failed", action.key, exc_info=True)
         action.status = "failed"
         action.error = str(exc) if isinstance(exc, VscError) else f"{type(exc).__name__}: {exc}"
+        if isinstance(exc, AuthError):
+            action.error = refused(state, exc)
         state.journal_finish(entry, status="failed", error=action.error)
         if on_error is not None:
             on_error(ctx, action, exc)
@@ -138,7 +141,8 @@ def _catalog_inputs(ctx: Context, vendor: str) -> tuple[list[Any], datetime | No
 
     def load() -> tuple[list[Any], datetime | None, datetime | None, bool]:
         state = ctx.state
-        links = [link for link in state.product_links(vendor) if link.state != "vendor_deleted"]
+        gone_states = ("vendor_deleted", gone.MERCHANT_DELETED)
+        links = [link for link in state.product_links(vendor) if link.state not in gone_states]
         old = state.cursor(vendor, catalog.STREAM)
         since = old - timedelta(seconds=ctx.settings.overlap_seconds) if old else None
         return links, old, since, catalog.sweep_due(ctx, vendor, ctx.now())
@@ -159,37 +163,79 @@ def prefetch_catalog(ctx: Context, vendors: Sequence[str]) -> dict[str, Callable
     return jobs
 
 
-def run_catalog(ctx: Context, vendor: str, pass_id: int | None, dry_run: bool) -> list[Action]:
+@dataclass
+class CatalogPlan:
+    """One vendor's planned catalog writes, waiting to be sent in turn with the other vendors'."""
+
+    vendor: str
+    actions: list[Action]
+    changed: dict[str, Any]
+    by_link: dict[int, Any]
+    old: datetime | None
+    now: datetime
+    swept: bool
+
+
+def plan_catalog(ctx: Context, vendor: str, dry_run: bool) -> CatalogPlan | None:
+    """Read (or take the prefetched read of) one vendor's catalog and plan the merchant's writes."""
     state = ctx.state
     links, old, since, sweep = _catalog_inputs(ctx, vendor)
     ctx.cache.pop(f"catalog-inputs:{vendor}", None)
     if not links:
-        return []
+        return None
     merchant = ctx.merchant_row().name
     now = ctx.now()
     changed, deleted, swept = ctx.once(
         f"catalog-read:{vendor}", lambda: catalog.read_vendor(ctx, vendor, links, since=since, now=now, sweep=sweep)
     )
     ctx.cache.pop(f"catalog-read:{vendor}", None)
+    deleted = catalog.settle_read(ctx, vendor, changed, deleted)
     vlinks: dict[int, list[Any]] = {}
     for v in state.variant_links(vendor=vendor):
         vlinks.setdefault(v.product_link_id, []).append(v)
     actions = catalog.plan_vendor(ctx.settings, vendor, merchant, links, vlinks, changed, deleted)
+    actions += catalog.unreadable_actions(ctx, vendor, merchant, links)
     # Incremental reads legitimately return nothing; a full read (by id) that does is a brake.
     brakes.review(ctx, vendor, actions, stream=catalog.STREAM, empty_read=(since is None or swept) and not changed)
-    if dry_run:
-        return actions
-    failed_stamps = []
-    by_link = {link.id: link for link in links}
-    for action in actions:
-        execute(ctx, action, pass_id, catalog.apply_action)
-        if action.status == "failed":
-            product = changed.get(by_link[action.link_id].vendor_product_id) if action.link_id else None
-            failed_stamps.append(product.updated_at if product else None)
-    state.set_cursor(vendor, catalog.STREAM, catalog.cursor_after(now, failed_stamps, old))
-    if swept:
-        state.set_cursor(vendor, "catalog-sweep", now)
-    return actions
+    return CatalogPlan(vendor, actions, changed, {link.id: link for link in links}, old, now, swept)
+
+
+def apply_catalog(ctx: Context, plans: Sequence[CatalogPlan], pass_id: int | None) -> None:
+    """Send the vendors' catalog writes in turn, one of each vendor at a time, so that a large
+    vendor's changes cannot hold the others' back when the merchant's budget runs short; then
+    move each vendor's cursor past what went through."""
+    queues = [list(p.actions) for p in plans]
+    for i in range(max((len(q) for q in queues), default=0)):
+        for q in queues:
+            if i < len(q):
+                execute(ctx, q[i], pass_id, catalog.apply_action)
+    for p in plans:
+        failed_stamps = []
+        for action in p.actions:
+            if action.status == "failed":
+                product = p.changed.get(p.by_link[action.link_id].vendor_product_id) if action.link_id else None
+                failed_stamps.append(product.updated_at if product else None)
+        ctx.state.set_cursor(p.vendor, catalog.STREAM, catalog.cursor_after(p.now, failed_stamps, p.old))
+        if p.swept:
+            ctx.state.set_cursor(p.vendor, "catalog-sweep", p.now)
+
+
+def run_catalog(ctx: Context, vendor: str, pass_id: int | None, dry_run: bool) -> list[Action]:
+    """One catalog pass for one vendor (the engine plans every vendor, then writes in turn)."""
+    ctx.prefetch(prefetch_catalog(ctx, [vendor]))
+    plan = plan_catalog(ctx, vendor, dry_run)
+    if plan is None:
+        return []
+    if not dry_run:
+        apply_catalog(ctx, [plan], pass_id)
+    return plan.actions
+
+
+#: streams planned vendor by vendor and written together: (plan one vendor, write all plans)
+STAGED: dict[str, tuple[Callable[[Context, str, bool], Any], Callable[[Context, Any, int | None], None]]] = {
+    "catalog": (plan_catalog, apply_catalog),
+    "inventory": (inventory.plan_vendor, inventory.apply_plans),
+}
 
 
 RUNNERS: dict[str, Callable[[Context, str, int | None, bool], list[Action]]] = {
@@ -311,7 +357,7 @@ def _run_pass(
                 result.stopped = True
                 break
             _prefetch(ctx, stream, names)
-            plans: list[inventory.StockPlan] = []
+            plans: list[Any] = []
             for name in names:
                 if should_stop is not None and should_stop():
                     result.stopped = True
@@ -321,9 +367,9 @@ def _run_pass(
                 if progress is not None:
                     progress(name, stream)
                 try:
-                    if stream == inventory.STREAM:
-                        # Planned now, written below with the other vendors' writes.
-                        plan = inventory.plan_vendor(ctx, name, dry_run)
+                    if stream in STAGED:
+                        # Planned now, written below in turn with the other vendors' writes.
+                        plan = STAGED[stream][0](ctx, name, dry_run)
                         actions = plan.actions if plan is not None else []
                         if plan is not None:
                             plans.append(plan)
@@ -334,14 +380,24 @@ def _run_pass(
                     result.errors.append(f"{exc}. {exc.hint}")
                     halted.add(name)
                     continue
+                except AuthError as exc:  # its credentials are gone: its other streams would only fail too
+                    result.errors.append(f"{name} ({stream}): {refused(ctx.state, exc)}")
+                    outcome[name] = "failed"
+                    halted.add(name)
+                    continue
                 except VscError as exc:
                     log.debug("%s/%s failed", name, stream, exc_info=True)
                     result.errors.append(f"{name} ({stream}): {exc}")
                     outcome.setdefault(name, "failed")
                     continue
                 result.actions += actions
+                if not dry_run and stream not in STAGED:
+                    # A listing or variant deleted on the merchant store is marked, not retried.
+                    gone.review(ctx, name, actions, result.pass_id)
             if plans and not dry_run:
-                inventory.apply_plans(ctx, plans, result.pass_id)
+                STAGED[stream][1](ctx, plans, result.pass_id)
+                for plan in plans:
+                    gone.review(ctx, plan.vendor, plan.actions, result.pass_id)
             if result.stopped:
                 break
         for finding in gate.findings:
@@ -390,6 +446,8 @@ def _run_pass(
         counts=result.counts(),
         errors=result.errors,
     )
+    if status == "ok" and not dry_run and not result.stopped:
+        ctx.state.settle_cut_off(vendors=[r.name for r in vendors], streams=wanted, by_pass=result.pass_id)
     return result
 
 

@@ -23,6 +23,7 @@ from typing import Any
 from vsc.config import Settings, VendorSettings
 from vsc.connectors.base import Image, Product, Variant, VariantDraft, VariantUpdate
 from vsc.engine.actions import Action
+from vsc.errors import PayloadError
 from vsc.state import ProductLink, VariantLink
 
 STREAM = "catalog"
@@ -130,7 +131,8 @@ def plan_variant_update(vlink: VariantLink, variant: Variant, vs: VendorSettings
     last = vlink.fingerprint
     owns = set(vs.vendor_owns)
     change: dict[str, Any] = {}
-    if "price" in owns and now["price"] != last.get("price"):
+    # A price the store did not send (missing or null) is unknown, not "no price": never copied.
+    if "price" in owns and variant.price is not None and now["price"] != last.get("price"):
         change["price"] = _text(vs.price_rule.apply(variant.price))
     if "compare_at_price" in owns and now["compare_at_price"] != last.get("compare_at_price"):
         merchant = vs.price_rule.apply(variant.compare_at_price)
@@ -330,6 +332,8 @@ def apply_action(ctx: Any, action: Action) -> None:
     The caller journals the action before and after; state changes made here
     commit in the same transaction as the journal's `done`.
     """
+    if action.kind == "unreadable":  # journaled as failed, with the store's and the product's names
+        raise PayloadError(action.detail["error"], store=action.vendor)
     state = ctx.state
     merchant = ctx.merchant()
     link = state.product_link_by_id(action.link_id)
@@ -459,6 +463,58 @@ def read_vendor(
     else:
         deleted = {i for i in deleted_ids if i in linked} - set(changed)
     return changed, deleted, swept
+
+
+def unreadable_actions(ctx: Any, vendor: str, merchant: str, links: Sequence[ProductLink]) -> list[Action]:
+    """One failed finding per linked product whose record the vendor's store sent unreadable in
+    this pass: reported (journaled as failed, so `vsc status` shows it) and read again next pass,
+    while the vendor's other products go on."""
+    from vsc.connectors.base import UNKNOWN_ID
+
+    broken: dict[str, str] = ctx.cache.get(f"catalog-unreadable:{vendor}") or {}
+    by_id = {link.vendor_product_id: link for link in links}
+    out = []
+    for ident, error in sorted(broken.items()):
+        link = by_id.get(ident) or next((x for x in links if x.vendor_product_id.endswith(f"/{ident}")), None)
+        if link is None and ident != UNKNOWN_ID:
+            continue  # not a linked product: nothing of the merchant's depends on it
+        title = link.fingerprint.get("title") if link is not None else None
+        label = f"{title!r} ({ident})" if title else f"product {ident}"
+        out.append(
+            Action(
+                stream=STREAM,
+                kind="unreadable",
+                store=merchant,
+                vendor=vendor,
+                link_id=link.id if link is not None else None,
+                target=link.merchant_product_id if link is not None else ident,
+                detail={"vendor_product_id": ident, "error": error},
+                summary=f"{label} could not be read (read again next pass; if this persists, look at the product "
+                f"on {vendor}'s store)",
+                write=False,
+            )
+        )
+    return out
+
+
+def settle_read(ctx: Any, vendor: str, changed: dict[str, Product], deleted: set[str]) -> set[str]:
+    """Checks on a vendor's catalog read, made on the pass's own thread once the read is in.
+
+    Raises `CurrencyMismatch` when the pass would copy prices across currencies
+    (`vsc.engine.currency`); returns `deleted` without the products whose records could not
+    be read.
+    """
+    from vsc.connectors.base import UNKNOWN_ID
+    from vsc.engine import currency
+
+    currency.check_pass(ctx, vendor, changed.values())
+    # Records the connector could not read are not deleted products: they are reported instead
+    # (`unreadable_actions`) and read again next pass.
+    broken = ctx.connector(vendor).take_unreadable()
+    ctx.cache[f"catalog-unreadable:{vendor}"] = broken
+    if UNKNOWN_ID in broken:
+        return set()  # a record without an id could be any of them: nothing counts as deleted
+    return deleted - set(broken)
 
 
 def plan_vendor(

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from vsc.connectors.base import MAX_OPTIONS, MAX_VARIANTS, Connector, ListingDraft, Product, Variant
+from vsc.engine import currency
 from vsc.engine.actions import digest
 from vsc.engine.catalog import listing_status, product_fingerprint, variant_draft, variant_values
 from vsc.engine.context import Context
@@ -65,6 +66,16 @@ def check_publishable(product: Product) -> str | None:
             return f"{product.title!r} ({product.id}) has two variants with the options {dict(v.options)}"
         seen.add(v.options)
     return None
+
+
+def _refuse_across_currencies(ctx: Context, vendor: str, products: Sequence[Product]) -> None:
+    """Linking keeps the merchant's prices, but the vendor's price edits would follow: refused
+    across currencies while the vendor owns prices (`vsc.engine.currency`)."""
+    if not currency.vendor_owns_prices(ctx, vendor):
+        return
+    found = currency.mismatch(ctx, vendor, products)
+    if found is not None:
+        raise UsageError(currency.explain(vendor, found, what="nothing was linked"))
 
 
 def _record_links(
@@ -119,12 +130,18 @@ def publish(
     read_started = ctx.clock()
     items: list[Product | str]
     if products is None:
-        fetched = ctx.connector(vendor).get_products(list(product_ids))
+        connector = ctx.connector(vendor)
+        fetched = connector.get_products(list(product_ids))
+        broken = connector.take_unreadable()
         by_id = {p.id: p for p in fetched.values()}
-        items = [
-            by_id.get(wanted) or next((p for p in by_id.values() if p.id.endswith(f"/{wanted}")), None) or wanted
-            for wanted in product_ids
-        ]
+        items = []
+        for wanted in product_ids:
+            found = by_id.get(wanted) or next((p for p in by_id.values() if p.id.endswith(f"/{wanted}")), None)
+            unreadable = next((e for i, e in broken.items() if wanted in (i, i.rsplit("/", 1)[-1])), None)
+            if found is None and unreadable is not None:
+                result.problems.append(f"cannot publish {wanted}: {unreadable}")
+                continue
+            items.append(found or wanted)
     else:
         items = list(products)
     vs = ctx.settings.vendor(vendor)
@@ -156,6 +173,9 @@ def _publish_one(
         result.skipped.append(f"{product.title!r} ({product.id}) is already linked")
         return
     why = check_publishable(product)
+    found = None if why else currency.mismatch(ctx, vendor, [product])
+    if found is not None:
+        why = f"{product.title!r} ({product.id}): " + currency.explain(vendor, found, what="it is not published")
     if why:
         result.problems.append(f"cannot publish {why}")
         return
@@ -287,6 +307,7 @@ def link_to(ctx: Context, vendor: str, product_id: str, merchant_product_id: str
         raise UsageError(f"{vendor} has no product {product_id}", hint=f"See `vsc products {vendor}`.")
     if ctx.state.product_link(vendor, product.id):
         raise UsageError(f"{product.title!r} ({product.id}) is already linked", hint="See `vsc map list`.")
+    _refuse_across_currencies(ctx, vendor, [product])
     target = gid("Product", merchant_product_id)
     merchant_products = ctx.merchant().get_products([target])
     merchant_product = merchant_products.get(target)
@@ -422,6 +443,7 @@ def review_auto(ctx: Context, vendor: str, by: str = "sku") -> AutoReview:
     ctx.vendor_row(vendor)
     review = AutoReview(by=by)
     vendor_products = list(ctx.connector(vendor).list_products(None))
+    _refuse_across_currencies(ctx, vendor, vendor_products)
     merchant_products = list(ctx.merchant().list_products(None))
     linked_vendor = {v.vendor_variant_id for v in ctx.state.variant_links(vendor=vendor)}
     linked_products = {link.vendor_product_id for link in ctx.state.product_links(vendor)}

@@ -112,9 +112,14 @@ def connect(
     url = validate_store_url(url, what="store address")
     if role == "merchant" and platform != "shopify":
         raise UsageError("the merchant store must be a Shopify store")
-    if any(s.name == name for s in state.stores()):
-        raise UsageError(f"a store named {name!r} already exists", hint="Pick another name.")
-    if role == "merchant" and state.merchant() is not None:
+    existing = next((s for s in state.stores() if s.name == name), None)
+    if existing is not None and (existing.platform, existing.role, existing.url) != (platform, role, url):
+        raise UsageError(
+            f"a store named {name!r} already exists ({existing.platform} {existing.role} at {existing.url})",
+            hint="Pick another name. Connecting the same name again renews its credentials only when the "
+            "platform, role and address are the same.",
+        )
+    if existing is None and role == "merchant" and state.merchant() is not None:
         raise UsageError(
             f"{state.merchant().name!r} is already the merchant store; vsc serves exactly one merchant",  # type: ignore[union-attr]
             hint="Connect this store with --role vendor.",
@@ -142,6 +147,15 @@ def connect(
     finally:
         connector.session.close()
     refs: dict[str, Any] = {}
+    if existing is not None:
+        # Reconnecting (credentials revoked or rotated): only the credentials change; links,
+        # cursors and the journal stay, so the next pass catches up from where it stopped.
+        for s in inputs:
+            refs[s.field] = secrets.save(name, s.field, s.value, env_flag=s.env_flag) if s.value else {"env": s.env}
+        state.replace_credentials(name, refs, currency=info.currency)
+        state.set_store_tls(name, ca_bundle=tls.ca_bundle, insecure=tls.insecure)  # as the check was made
+        secrets.forget({f: r for f, r in existing.secret_ref.items() if r != refs.get(f)})
+        return info
     try:
         for s in inputs:
             refs[s.field] = secrets.save(name, s.field, s.value, env_flag=s.env_flag) if s.value else {"env": s.env}
@@ -161,3 +175,46 @@ def connect(
         secrets.forget(refs)
         raise
     return info
+
+
+def reconnect_command(row: StoreRow) -> str:
+    """The `vsc connect` line that renews a store's credentials (same name: links are kept)."""
+    env = {field: ref.get("env") for field, ref in row.secret_ref.items()}
+
+    def flag(field: str, env_flag: str, value_flag: str) -> str:
+        return f"{env_flag} {env[field]}" if env.get(field) else f"{value_flag} NEW_VALUE"
+
+    # The same way of checking its certificate as now, or reconnecting would change it.
+    tls = (
+        " --insecure-skip-tls-verify"
+        if row.insecure_tls
+        else (f" --ca-bundle {row.ca_bundle}" if row.ca_bundle else "")
+    )
+
+    if row.platform == "shopify":
+        return f"vsc connect shopify {row.name} --role {row.role} --shop {row.url} " + flag(
+            "token", "--token-env", "--token"
+        )
+    if row.platform == "woocommerce":
+        return (
+            f"vsc connect woocommerce {row.name} --url {row.url} "
+            f"{flag('key', '--key-env', '--key')} {flag('secret', '--secret-env', '--secret')}{tls}"
+        )
+    api_url = "" if row.url == "https://api.squarespace.com" else f" --api-url {row.url}"
+    return f"vsc connect squarespace {row.name} {flag('api_key', '--api-key-env', '--api-key')}{api_url}{tls}"
+
+
+def refused(state: State, exc: AuthError) -> str:
+    """A pass's sentence for a store that refused vsc's credentials: what it said, what to do."""
+    try:
+        row = state.store(exc.store) if exc.store else None
+    except UsageError:
+        row = None
+    if row is not None:
+        state.record_check(row.name, "auth failed")  # `vsc status` and `vsc stores` show it until reconnected
+    todo = (
+        f"Renew the credentials, then run `{reconnect_command(row)}` (its links are kept)"
+        if row is not None
+        else "Renew the credentials and connect the store again with `vsc connect ...`"
+    )
+    return f"{exc}. {exc.hint + ' ' if exc.hint else ''}{todo}; the next pass catches up."

@@ -630,7 +630,10 @@ def select_links(
         except Unsupported:
             changed = None
         if changed is not None:
-            touched = _touched_since(state, [link.id for link in links], since)
+            # vsc's own changes are dated by its own clock: no overlap window for them, only
+            # what changed since this stream last looked (a pushed order is read once here).
+            looked = state.cursor(vendor, LOOKED)
+            touched = _touched_since(state, [link.id for link in links], looked or since)
             chosen = [link for link in links if link.vendor_order_id in changed or link.id in touched]
             return chosen, changed
     recent = _touched_since(state, [link.id for link in links], ctx.clock() - EDIT_WINDOW, shipments=True)
@@ -643,6 +646,10 @@ def select_links(
         or not is_complete(link, state.fulfillment_links(link.id))
     ]
     return chosen, {}
+
+
+#: the cursor of vsc's own changes to order links: when the tracking stream last read them
+LOOKED = "tracking-looked"
 
 
 def _changed_orders(connector: Any, since: datetime) -> dict[str, datetime | None]:
@@ -677,6 +684,7 @@ def run(ctx: Any, vendor: str, pass_id: int | None, dry_run: bool) -> list[Actio
     old = state.cursor(vendor, STREAM)
     now = ctx.now()
     since = _since(ctx, vendor)
+    looked_at = ctx.clock()
     chosen, stamps = select_links(ctx, vendor, links, since)
     connector = ctx.connector(vendor)
     actions: list[Action] = []
@@ -723,4 +731,6 @@ def run(ctx: Any, vendor: str, pass_id: int | None, dry_run: bool) -> list[Actio
         # (A failure on an order whose change time is unknown keeps a first pass from setting a
         # cursor at all: the next pass reads everything again.)
         state.set_cursor(vendor, STREAM, catalog.cursor_after(now, failed_stamps, old))
+        if not failed_stamps:
+            state.set_cursor(vendor, LOOKED, looked_at)
     return actions

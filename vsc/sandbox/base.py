@@ -85,7 +85,9 @@ class RequestRecord:
     body: Any = None
 
 
-FAULT_KINDS = frozenset({"status", "timeout", "cut_before", "cut_after", "throttle", "hook", "mix"})
+FAULT_KINDS = frozenset(
+    {"status", "timeout", "cut_before", "cut_after", "throttle", "hook", "hook_before", "rewrite", "mix"}
+)
 
 
 @dataclass
@@ -104,6 +106,10 @@ class Fault:
       Squarespace 429 without Retry-After, WooCommerce hosts 429 with Retry-After);
     - "hook": apply the request, call `hook(request)` (a test kills the client there: a crash
       right after the store applied a write), then close the connection;
+    - "rewrite": apply the request, then answer `rewrite(request, body)` instead of the body the
+      emulator made (a store sending nulls, missing or extra fields, or an empty list);
+    - "hook_before": call `hook(request)`, then close the connection without applying the
+      request (a crash while the write was on its way: the store never saw it);
     - "mix": when it fires, one of `choices` (Faults of the kinds above) is drawn, weighted
       by their `rate`; the choices' own `match`/`times` are not consulted.
 
@@ -128,6 +134,7 @@ class Fault:
     times: int | None = None
     fired: int = 0
     hook: Callable[[SandboxRequest], None] | None = None
+    rewrite: Callable[[SandboxRequest, Any], Any] | None = None
     method: str | None = None
     path: str | None = None
     operation: str | None = None
@@ -183,8 +190,8 @@ class Fault:
 class _Handler(BaseHTTPRequestHandler):
     server: _Server
     protocol_version = "HTTP/1.1"
-    # Headers and body go out in two writes; with Nagle's algorithm on, the body waits for the
-    # client's delayed ACK of the headers (~40 ms on Linux) on every keep-alive request.
+    # The status line and headers go out in one write and the body in another: with Nagle on,
+    # a keep-alive client's delayed ACK holds the body back ~40 ms on every request.
     disable_nagle_algorithm = True
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
@@ -218,7 +225,9 @@ class _Handler(BaseHTTPRequestHandler):
             body=body,
         )
         fault = store._pick_fault(req)
-        if fault is not None and fault.kind == "cut_before":
+        if fault is not None and fault.kind == "hook_before" and fault.hook is not None:
+            fault.hook(req)
+        if fault is not None and fault.kind in ("cut_before", "hook_before"):
             store._record(req, 0, None)
             self._drop()
             return
@@ -245,6 +254,8 @@ class _Handler(BaseHTTPRequestHandler):
                 except Exception as exc:  # an emulator bug must show, not hang the client
                     resp = SandboxResponse(500, {"error": f"sandbox error: {type(exc).__name__}: {exc}"})
                 store._record(req, resp.status, store.operation_name(req))
+            if fault is not None and fault.kind == "rewrite" and fault.rewrite is not None and resp.raw is None:
+                resp.body = fault.rewrite(req, resp.body)
         if fault is not None and fault.kind == "timeout":
             self._stall(fault.delay)  # applied above; the answer never comes
             return

@@ -291,7 +291,9 @@ class ShopifyConnector(OrdersMixin, FulfillmentMixin, InventoryMixin, Connector)
                 self._deletions[deletions_since] = ids + (self._deletion_pages(deletions_since, more) if more else [])
             products = conn["products"]
             for node in products["nodes"]:
-                yield self._complete(node)
+                product = self.parse_record(node, lambda node=node: self._complete(node))
+                if product is not None:
+                    yield product
             if not products["pageInfo"]["hasNextPage"]:
                 return
             after = products["pageInfo"]["endCursor"]
@@ -310,8 +312,9 @@ class ShopifyConnector(OrdersMixin, FulfillmentMixin, InventoryMixin, Connector)
                 continue
             for node in nodes:
                 if node and node.get("id"):
-                    product = self._complete(node)
-                    out[product.id] = product
+                    product = self.parse_record(node, lambda node=node: self._complete(node))
+                    if product is not None:
+                        out[product.id] = product
             pending = rest
         return out
 

@@ -19,7 +19,7 @@ from typing import Any
 from vsc.connectors.base import Address, LineItem, Order, OrderDraft, pass_memo
 from vsc.connectors.http import StoreSession
 from vsc.connectors.shopify.client import CostTooHigh, ShopifyClient
-from vsc.errors import ApiError, PayloadError
+from vsc.errors import ApiError, PayloadError, UserErrors
 
 # How long Shopify's search may miss a fresh order. Shopify publishes no figure (§10); ten
 # minutes is the conservative end of what integrators report.
@@ -229,7 +229,15 @@ class OrdersMixin:
             },
             mutation=True,
         )["orderCancel"]
-        self.client.check_user_errors(result, "orderCancel", key="orderCancelUserErrors")
+        try:
+            self.client.check_user_errors(result, "orderCancel", key="orderCancelUserErrors")
+        except UserErrors:
+            # A cancellation cut off after Shopify applied it (vsc killed, or the answer lost) is
+            # refused when sent again, "already cancelled": a cancelled order is what was asked.
+            current = self.get_order(order_id)
+            if current is not None and current.cancelled_at is not None:
+                return
+            raise
         job = result.get("job") or {}
         # The cancellation runs as a job: follow it to the end before calling the order cancelled.
         for attempt in range(20):

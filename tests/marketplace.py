@@ -252,22 +252,28 @@ class Market:
         self.vendor.store.stop()
 
 
-def start_vendor(platform: str, name: str, cli: Any, monkeypatch: Any, **store_kw: Any) -> VendorStore:
-    """Start a vendor sandbox on `platform` and `vsc connect` it as vendor `name` (secrets in env vars)."""
-    env = name.upper().replace("-", "_")
+def start_vendor(
+    platform: str, name: str, cli: Any, monkeypatch: Any, *, env: tuple[str, ...] = (), **store_kw: Any
+) -> VendorStore:
+    """Start a vendor sandbox on `platform` and `vsc connect` it as vendor `name`, its secrets in
+    environment variables: `env` names them (token; key and secret; API key), by default after `name`."""
+    prefix = name.upper().replace("-", "_")
     if platform == "shopify":
         store = ShopifySandbox(shop=name, **store_kw).start()
-        monkeypatch.setenv(f"{env}_TOKEN", store.token)
-        connect = ["shopify", name, "--role", "vendor", "--shop", store.url, "--token-env", f"{env}_TOKEN"]
+        (token,) = env or (f"{prefix}_TOKEN",)
+        monkeypatch.setenv(token, store.token)
+        connect = ["shopify", name, "--role", "vendor", "--shop", store.url, "--token-env", token]
     elif platform == "woocommerce":
         store = WooCommerceSandbox(**store_kw).start()
-        monkeypatch.setenv(f"{env}_CK", store.consumer_key)
-        monkeypatch.setenv(f"{env}_CS", store.consumer_secret)
-        connect = ["woocommerce", name, "--url", store.url, "--key-env", f"{env}_CK", "--secret-env", f"{env}_CS"]
+        key, secret = env or (f"{prefix}_CK", f"{prefix}_CS")
+        monkeypatch.setenv(key, store.consumer_key)
+        monkeypatch.setenv(secret, store.consumer_secret)
+        connect = ["woocommerce", name, "--url", store.url, "--key-env", key, "--secret-env", secret]
     else:
         store = SquarespaceSandbox(**store_kw).start()
-        monkeypatch.setenv(f"{env}_KEY", store.api_key)
-        connect = ["squarespace", name, "--api-key-env", f"{env}_KEY", "--api-url", store.url]
+        (api_key,) = env or (f"{prefix}_KEY",)
+        monkeypatch.setenv(api_key, store.api_key)
+        connect = ["squarespace", name, "--api-key-env", api_key, "--api-url", store.url]
     r = cli("connect", *connect)
     assert r.code == 0, r
     return VendorStore(platform, store)
@@ -299,4 +305,5 @@ def open_market(
 
     The merchant prices in USD; the vendor's store in `vendor_currency`."""
     merchant = start_merchant(cli, monkeypatch, settings=settings)
-    return Market(merchant, start_vendor(platform, "acme", cli, monkeypatch, currency=vendor_currency))
+    env = {"shopify": ("ACME_TOKEN",), "woocommerce": ("CK", "CS"), "squarespace": ("SQ",)}[platform]
+    return Market(merchant, start_vendor(platform, "acme", cli, monkeypatch, env=env, currency=vendor_currency))

@@ -14,11 +14,12 @@ from collections import Counter
 
 import pytest
 
-from tests.test_mapping_scale import shops  # noqa: F401  (the fixture: merchant "mall", vendor "acme")
+from tests import test_mapping_scale
 from vsc.connectors.shopify.bulk import BulkMixin
 from vsc.engine.mapping import listing_handle
 from vsc.sandbox.base import Fault
 
+shops = test_mapping_scale.shops  # the fixture: merchant "mall", vendor "acme", both Shopify sandboxes
 N = 4  # products per test catalog; the threshold is lowered to 3 so that they go in bulk
 
 

@@ -23,6 +23,7 @@ import itertools
 import json
 import re
 import secrets
+from collections import Counter
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
@@ -691,6 +692,7 @@ class ShopifySandbox(BulkOperationsMixin, SandboxStore):
         self._warnings: list[dict[str, Any]] = []
         self._resolvers: dict[tuple[str, str], Callable[..., Any] | None] = {}
         self._init_bulk()
+        self.points: Counter[str] = Counter()
         self.created_at = self.clock()
         self.online_store_id = self._add_publication("Online Store")
         if location:
@@ -853,6 +855,9 @@ class ShopifySandbox(BulkOperationsMixin, SandboxStore):
         }
 
     def _body(self, errors: list[dict[str, Any]], requested: int, actual: int | None) -> dict[str, Any]:
+        # What the store charged, for benchmarks: the cost asked for and the cost kept.
+        self.points["requested"] += requested
+        self.points["actual"] += actual or 0
         body: dict[str, Any] = {}
         if errors:
             body["errors"] = errors
@@ -866,6 +871,7 @@ class ShopifySandbox(BulkOperationsMixin, SandboxStore):
         return body
 
     def _throttled(self, requested: int) -> dict[str, Any]:
+        self.points["throttled"] += 1
         return self._body(
             [{"message": "Throttled", "extensions": {"code": "THROTTLED", "documentation": THROTTLE_DOC}}],
             requested,

@@ -140,17 +140,13 @@ def resume(
             product = fetched.get(pid) if pid in todo else None
             draft = listing_draft(ctx, vendor, product, vs=vs, location=location) if product else None
             lines.append(Line(product, pid, handle, entry, draft))
-        run = None
-        if detail.get("operation"):
-            run = merchant.bulk_get(detail["operation"])
-        else:
-            # The run's answer was never recorded: look for it among the store's recent runs.
-            since = datetime.fromisoformat(detail["started"])
-            for candidate in merchant.bulk_candidates("bulk_product_set", since):
-                candidate = merchant.bulk_wait(candidate)
-                if _ours(merchant.bulk_results(candidate), lines):
-                    run = candidate
-                    break
+        try:
+            run = _find_run(merchant, detail, lines)
+        except VscError as exc:
+            # Left pending: the next run of the command tries again.
+            result.problems.append(f"the bulk publish a crash cut short could not be picked up yet: {exc}")
+            covered |= set(todo)
+            continue
         if run is None:
             # It never started: the products are still unpublished, under their journaled handles.
             for ln in lines:
@@ -162,6 +158,18 @@ def resume(
         covered |= {ln.product_id for ln in lines if ln.product is not None}
         _finish(ctx, vendor, lines, run, (e.id, detail), result, merchant, store, vs, location, None, on_status)
     return covered
+
+
+def _find_run(merchant: Any, detail: dict[str, Any], lines: Sequence[Line]) -> Any:
+    """The bulk productSet run a journaled bulk publish started, or None if it never started."""
+    if detail.get("operation"):
+        return merchant.bulk_get(detail["operation"])
+    # The run's answer was never recorded: look for it among the store's recent runs.
+    for candidate in merchant.bulk_candidates("bulk_product_set", datetime.fromisoformat(detail["started"])):
+        candidate = merchant.bulk_wait(candidate)
+        if _ours(merchant.bulk_results(candidate), lines):
+            return candidate
+    return None
 
 
 def _ours(results: dict[int, dict[str, Any]], lines: Sequence[Line]) -> bool:

@@ -1,13 +1,14 @@
-"""First publish of a vendor's catalog: productSet per product against Shopify bulk operations (issue 7).
+"""First publish of vendors' catalogs: productSet per product against Shopify bulk operations (issue 7).
 
-Publishes N products of V variants each (defaults: 200 × 250, one vendor's share of the
-issue's 200 vendors × 250 variants) to a merchant sandbox store with the Standard plan's
-cost bucket (2,000 points, 100 restored a second), once product by product and once
-through bulk operations, and reports for each: requests to the merchant, cost points
-requested and kept, throttled answers, wall time, CPU time and peak memory of the vsc
-process. Run:
+K vendors, each with N products of V variants (defaults: 4 vendors × 50 products × 5
+variants; the issue's marketplace is 200 vendors of 250 variants each), publish their whole
+catalog in turn (`vsc map add VENDOR --all`) to one merchant sandbox store with the
+Standard plan's cost bucket (2,000 points, 100 restored a second): once product by product
+and once through bulk operations. For each it reports requests to the merchant, cost
+points requested and kept, throttled answers, wall time, CPU time and peak memory of the
+vsc process. Run:
 
-    python bench/first_publish.py [--products N] [--variants V] [--mode both|single|bulk]
+    python bench/first_publish.py [--vendors K] [--products N] [--variants V] [--mode both|single|bulk]
 
 Waiting on the cost bucket is simulated: the sandbox's clock and vsc's pacing share a
 virtual clock that moves by every pause vsc takes, so a run that would wait twenty minutes
@@ -33,26 +34,31 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
-def serve(n: int, v: int, slept: Any, conn: Any) -> None:
-    """The sandbox process: a merchant on the Standard plan and a vendor holding N × V variants."""
+def serve(k: int, n: int, v: int, slept: Any, conn: Any) -> None:
+    """The sandbox process: a merchant on the Standard plan and K vendors holding N × V variants each."""
     from vsc.sandbox.shopify import ShopifySandbox
 
     real = time.time
     merchant = ShopifySandbox(shop="mall", maximum_available=2000, restore_rate=100)
     merchant.clock = lambda: real() + slept.value  # the bucket refills in virtual time
     merchant.start()
-    vendor = ShopifySandbox(shop="acme", maximum_available=20000, restore_rate=1000).start()
     values = [f"V{j}" for j in range(v)]
-    for i in range(n):
-        vendor.add_product(
-            f"Product {i}",
-            options={"Size": values},
-            variants=[
-                {"sku": f"P{i}-{j}", "price": "9.50", "options": {"Size": values[j]}, "available": 5} for j in range(v)
-            ],
-            images=[f"https://cdn.example/p{i}.jpg"],
-        )
-    conn.send({"merchant": (merchant.url, merchant.token), "vendor": (vendor.url, vendor.token)})
+    vendors = []
+    for x in range(k):
+        vendor = ShopifySandbox(shop=f"vendor{x}", maximum_available=20000, restore_rate=1000).start()
+        for i in range(n):
+            vendor.add_product(
+                f"Product {x}-{i}",
+                options={"Size": values},
+                variants=[
+                    {"sku": f"{x}-{i}-{j}", "price": "9.50", "options": {"Size": values[j]}, "available": 5}
+                    for j in range(v)
+                ],
+                images=[f"https://cdn.example/p{x}-{i}.jpg"],
+            )
+        vendors.append(vendor)
+    urls = {f"vendor{x}": (store.url, store.token) for x, store in enumerate(vendors)}
+    conn.send({"mall": (merchant.url, merchant.token), **urls})
     while True:
         command = conn.recv()
         if command == "reset":
@@ -70,18 +76,17 @@ def serve(n: int, v: int, slept: Any, conn: Any) -> None:
                     "operations": ops,
                     "points": dict(merchant.points),
                     "listings": len(merchant.products()),
-                    "vendor_requests": len(vendor.requests),
                 }
             )
         else:
-            merchant.stop()
-            vendor.stop()
+            for store in (merchant, *vendors):
+                store.stop()
             conn.send("stopped")
             return
 
 
 def client(mode: str, n: int, urls: dict[str, Any], slept: Any, out: Any, ready: Any, go: Any) -> None:
-    """The vsc process: connect both stores, select every product, publish them."""
+    """The vsc process: connect the stores; each vendor in turn: select every product, publish them."""
     from vsc import config
     from vsc.connectors.http import StoreSession
     from vsc.connectors.shopify import ShopifyConnector
@@ -113,7 +118,8 @@ def client(mode: str, n: int, urls: dict[str, Any], slept: Any, out: Any, ready:
 
     tmp = Path(tempfile.mkdtemp(prefix="vsc-bench-"))
     state = State.create(tmp / "vsc.db")
-    for name, role in (("mall", "merchant"), ("acme", "vendor")):
+    for name in urls:
+        role = "merchant" if name == "mall" else "vendor"
         os.environ[f"BENCH_{name.upper()}"] = urls[name][1]
         connect(
             state,
@@ -127,21 +133,27 @@ def client(mode: str, n: int, urls: dict[str, Any], slept: Any, out: Any, ready:
     # "single" never reaches the threshold; "bulk" always does.
     settings = config.Settings(bulk_publish_from=n + 1 if mode == "single" else 1)
     ctx = Context(state=state, settings=settings, opener=open_store)
-    plan = selection.select(ctx, "acme", selection.Selection(all=True))
+    vendors = [name for name in urls if name != "mall"]
+    plans = {name: selection.select(ctx, name, selection.Selection(all=True)).to_publish for name in vendors}
     merchant = ctx.merchant()
-    ctx.merchant_location("acme")  # read before counting: both paths need it
+    for name in vendors:
+        ctx.merchant_location(name)  # read before counting: both paths need it
     merchant.online_store_publication()
     merchant.session.stats.clear()
     ready.set()  # the sandbox's counters are reset now
     go.wait()
     slept_before, cpu_before, started = slept.value, time.process_time(), time.perf_counter()
-    result = mapping.publish(ctx, "acme", products=plan.to_publish)
+    linked, problems = [], []
+    for name in vendors:
+        result = mapping.publish(ctx, name, products=plans[name])
+        linked += result.linked
+        problems += result.problems
     wall = time.perf_counter() - started + (slept.value - slept_before)
     out.put(
         {
-            "linked": len(result.linked),
-            "problems": result.problems[:3],
-            "links": sum(item["variants"] for item in result.linked),
+            "linked": len(linked),
+            "problems": problems[:3],
+            "links": sum(item["variants"] for item in linked),
             "wall_s": wall,
             "waited_s": slept.value - slept_before,
             "cpu_s": time.process_time() - cpu_before,
@@ -153,14 +165,13 @@ def client(mode: str, n: int, urls: dict[str, Any], slept: Any, out: Any, ready:
     state.close()
 
 
-def run(mode: str, n: int, v: int) -> dict[str, Any]:
+def run(mode: str, k: int, n: int, v: int) -> dict[str, Any]:
     spawn = mp.get_context("spawn")
     slept = spawn.Value("d", 0.0)
     mine, theirs = spawn.Pipe()
-    server = spawn.Process(target=serve, args=(n, v, slept, theirs))
+    server = spawn.Process(target=serve, args=(k, n, v, slept, theirs))
     server.start()
     urls = mine.recv()
-    urls = {"mall": urls["merchant"], "acme": urls["vendor"]}
     out = spawn.Queue()
     ready, go = spawn.Event(), spawn.Event()
     worker = spawn.Process(target=client, args=(mode, n, urls, slept, out, ready, go))
@@ -176,29 +187,30 @@ def run(mode: str, n: int, v: int) -> dict[str, Any]:
     mine.send("stop")
     mine.recv()
     server.join()
-    return {"mode": mode, "products": n, "variants": v, **got, **stats}
+    return {"mode": mode, "vendors": k, "products": n, "variants": v, **got, **stats}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--products", type=int, default=200)
-    parser.add_argument("--variants", type=int, default=250)
+    parser.add_argument("--vendors", type=int, default=4)
+    parser.add_argument("--products", type=int, default=50)
+    parser.add_argument("--variants", type=int, default=5)
     parser.add_argument("--mode", choices=("both", "single", "bulk"), default="both")
     args = parser.parse_args()
     modes = ("single", "bulk") if args.mode == "both" else (args.mode,)
     print(
-        "| path | products × variants | links | merchant requests | points requested | points kept "
+        "| path | vendors × products × variants | links | merchant requests | points requested | points kept "
         "| throttled | wall (s) | of which waiting (s) | CPU (s) | peak memory (MB) |"
     )
     print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for mode in modes:
-        r = run(mode, args.products, args.variants)
-        if r["problems"] or r["linked"] != args.products:
+        r = run(mode, args.vendors, args.products, args.variants)
+        if r["problems"] or r["linked"] != args.vendors * args.products:
             print(f"<!-- {mode}: {r['linked']} linked, problems: {r['problems']} -->")
         points = r["points"]
         label = "productSet per product" if mode == "single" else "bulk operations"
         print(
-            f"| {label} | {r['products']} × {r['variants']} | {r['links']} | {r['requests']} | "
+            f"| {label} | {r['vendors']} × {r['products']} × {r['variants']} | {r['links']} | {r['requests']} | "
             f"{points.get('requested', 0)} | {points.get('actual', 0)} | {points.get('throttled', 0)} | "
             f"{r['wall_s']:.1f} | {r['waited_s']:.1f} | {r['cpu_s']:.1f} | {r['peak_mb']:.0f} |"
         )

@@ -115,9 +115,9 @@ def publish(
     goes on. `on_product` is told of each product once it is finished (for progress),
     `on_status` of what a bulk operation is doing.
 
-    From the `bulk_publish_from` setting's number of products on, a merchant that can (Shopify) gets them in one
-    bulk operation (`vsc.engine.bulk_publish`); a bulk publish a crash cut short is
-    finished first, from the operation's own results.
+    From `bulk_publish_from` products on (a setting), a merchant that can (Shopify) gets
+    them through bulk operations (`vsc.engine.bulk_publish`); a bulk publish a crash cut
+    short is finished first, from the operation's own results.
     """
     from vsc.engine import bulk_publish
 

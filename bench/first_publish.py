@@ -85,13 +85,13 @@ def serve(k: int, n: int, v: int, slept: Any, conn: Any) -> None:
             return
 
 
-def client(mode: str, n: int, urls: dict[str, Any], slept: Any, out: Any, ready: Any, go: Any) -> None:
+def client(mode: str, urls: dict[str, Any], slept: Any, out: Any, ready: Any, go: Any) -> None:
     """The vsc process: connect the stores; each vendor in turn: select every product, publish them."""
     from vsc import config
     from vsc.connectors.http import StoreSession
     from vsc.connectors.shopify import ShopifyConnector
     from vsc.connectors.shopify.client import CostLimiter
-    from vsc.engine import mapping, selection
+    from vsc.engine import bulk_publish, mapping, selection
     from vsc.engine.context import Context
     from vsc.engine.stores import SecretInput, connect
     from vsc.state import State
@@ -130,9 +130,9 @@ def client(mode: str, n: int, urls: dict[str, Any], slept: Any, out: Any, ready:
             inputs=[SecretInput("token", None, f"BENCH_{name.upper()}", "--token-env")],
             build=lambda values, name=name: open_store(type("Row", (), {"name": name})()),
         )
-    # "single" never reaches the threshold; "bulk" always does.
-    settings = config.Settings(bulk_publish_from=n + 1 if mode == "single" else 1)
-    ctx = Context(state=state, settings=settings, opener=open_store)
+    # Each run takes one path whatever the sizes ("single": never bulk; "bulk": always).
+    bulk_publish.worth_it = lambda *args: mode == "bulk"
+    ctx = Context(state=state, settings=config.Settings(), opener=open_store)
     vendors = [name for name in urls if name != "mall"]
     plans = {name: selection.select(ctx, name, selection.Selection(all=True)).to_publish for name in vendors}
     merchant = ctx.merchant()
@@ -174,7 +174,7 @@ def run(mode: str, k: int, n: int, v: int) -> dict[str, Any]:
     urls = mine.recv()
     out = spawn.Queue()
     ready, go = spawn.Event(), spawn.Event()
-    worker = spawn.Process(target=client, args=(mode, n, urls, slept, out, ready, go))
+    worker = spawn.Process(target=client, args=(mode, urls, slept, out, ready, go))
     worker.start()
     ready.wait()
     mine.send("reset")

@@ -111,6 +111,25 @@ def test_below_the_threshold_products_go_one_by_one(cli, shops):
     assert ops["stagedUploadsCreate"] == 0 and merchant.bulk_operations == {}
 
 
+def test_a_few_products_too_large_for_the_cost_bucket_go_in_bulk(cli, shops):
+    """Two products of 200 variants would keep ~1,250 points one by one, more than the Standard
+    bucket holds beyond one productSet's requested cost: bulk, below the product threshold."""
+    merchant, vendor = shops
+    sizes = [f"S{j}" for j in range(200)]
+    for i in range(2):
+        vendor.add_product(
+            f"Big {i}",
+            options={"Size": sizes},
+            variants=[{"sku": f"B{i}-{s}", "options": {"Size": s}, "available": 1} for s in sizes],
+        )
+    merchant.reset_requests()
+    r = cli("map", "add", "acme", "--all", "--yes", "--json")
+    assert r.code == 0, r
+    assert [x["variants"] for x in r.json()["linked"]] == [200, 200]
+    ops = operations(merchant)
+    assert ops["bulkOperationRunMutation"] == 2 and ops["productSet"] == 0
+
+
 def test_failed_lines_fall_back_to_one_product_at_a_time(cli, shops):
     merchant, vendor = shops
     made = catalog(vendor)

@@ -48,6 +48,17 @@ def can_bulk(merchant: Connector) -> bool:
     return callable(getattr(merchant, "bulk_listings", None))
 
 
+def worth_it(merchant: Connector, products: Sequence[Product], threshold: int) -> bool:
+    """Whether to publish `products` in bulk: from `threshold` products on (the
+    `bulk_publish_from` setting), or earlier when one by one they would outrun the
+    merchant's cost bucket (large products). A single product always goes alone."""
+    if not can_bulk(merchant) or len(products) < 2:
+        return False
+    if len(products) >= threshold:
+        return True
+    return bool(merchant.bulk_pays([(len(p.variants), len(p.images)) for p in products]))  # type: ignore[attr-defined]
+
+
 @dataclass
 class Line:
     """One product of a bulk publish, at its line number in the operation's file."""

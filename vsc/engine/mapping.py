@@ -115,9 +115,10 @@ def publish(
     goes on. `on_product` is told of each product once it is finished (for progress),
     `on_status` of what a bulk operation is doing.
 
-    From `bulk_publish_from` products on (a setting), a merchant that can (Shopify) gets
-    them through bulk operations (`vsc.engine.bulk_publish`); a bulk publish a crash cut
-    short is finished first, from the operation's own results.
+    From `bulk_publish_from` products on (a setting), or fewer large ones that would
+    outrun the cost bucket, a merchant that can (Shopify) gets them through bulk
+    operations (`vsc.engine.bulk_publish.worth_it`); a bulk publish a crash cut short is
+    finished first, from the operation's own results.
     """
     from vsc.engine import bulk_publish
 
@@ -156,7 +157,7 @@ def publish(
             continue
         if on_product is not None:
             on_product(item)
-    if len(ready) >= ctx.settings.bulk_publish_from and bulk_publish.can_bulk(merchant):
+    if bulk_publish.worth_it(merchant, ready, ctx.settings.bulk_publish_from):
         bulk_publish.publish(
             ctx,
             vendor,

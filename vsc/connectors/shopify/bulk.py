@@ -213,6 +213,20 @@ class BulkMixin:
         return out
 
     # -- listings --------------------------------------------------------------------------------
+    def bulk_pays(self, sizes: Sequence[tuple[int, int]]) -> bool:
+        """Whether publishing listings of these (variants, images) sizes one by one would wait on
+        the cost bucket, where one bulk publish would not.
+
+        Measured with bench/first_publish.py (bench/RESULTS.md, "First publish"): a listing's
+        productSet keeps about 15 points, 3 per variant and 2 per image (never more than it
+        requested), its publishablePublish 11; and every productSet first needs its requested
+        cost (about 870 points: the variants and media it may read back) free in the bucket.
+        So the bucket holds `maximum - 870` points of listings before the pacing starts.
+        """
+        gate = self.client._costs.get("product_set", 870.0)
+        kept = sum(min(gate, 15 + 3 * variants + 2 * images) + 11 for variants, images in sizes)
+        return kept > self.limiter.maximum - gate  # type: ignore[attr-defined]
+
     def bulk_listings(self, items: Sequence[tuple[ListingDraft, str]]) -> BulkRun:
         """Start one bulk productSet over `(draft, handle)` pairs: the input and handle
         `create_listing` would send, so a line and a per-product retry upsert the same listing."""

@@ -123,13 +123,7 @@ class BulkMixin:
             safe=True,  # the same key again replaces the same file
             write=False,
         )
-        if response.status_code >= 300:
-            raise ApiError(
-                f"{self.name}: uploading the bulk file failed (HTTP {response.status_code}: {response.text[:200]})",
-                store=self.name,
-                platform="shopify",
-                status=response.status_code,
-            )
+        self._signed_ok(response, "uploading the bulk file")
         started = datetime.now(UTC)
         for _ in range(3):
             try:
@@ -192,19 +186,22 @@ class BulkMixin:
             self.session.sleep(pause)
             pause = min(self.bulk_poll_max, pause * 2)
 
+    def _signed_ok(self, response: Any, what: str) -> None:
+        if response.status_code >= 300:
+            raise ApiError(
+                f"{self.name}: {what} failed (HTTP {response.status_code}: {' '.join(response.text.split())[:200]})",
+                store=self.name,
+                platform="shopify",
+                status=response.status_code,
+            )
+
     def bulk_results(self, run: BulkRun) -> dict[int, dict[str, Any]]:
         """The result lines of a finished run by input line number (the partial ones of a failed run)."""
         url = run.url or run.partial_url
         if not url:
             return {}
         response = self.session.request("GET", url, signed=True)
-        if response.status_code >= 300:
-            raise ApiError(
-                f"{self.name}: downloading the bulk results failed (HTTP {response.status_code})",
-                store=self.name,
-                platform="shopify",
-                status=response.status_code,
-            )
+        self._signed_ok(response, "downloading the bulk results")
         out: dict[int, dict[str, Any]] = {}
         for raw in response.text.splitlines():
             if raw.strip():

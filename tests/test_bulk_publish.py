@@ -15,6 +15,7 @@ from collections import Counter
 import pytest
 
 from tests import test_mapping_scale
+from vsc.connectors.shopify import ShopifyConnector
 from vsc.connectors.shopify.bulk import BulkMixin
 from vsc.engine.mapping import listing_handle
 from vsc.sandbox.base import Fault
@@ -158,6 +159,28 @@ def test_a_refused_upload_publishes_product_by_product(cli, shops):
     ops = operations(merchant)
     assert ops["stagedUploadsCreate"] == 1 and ops["bulkOperationRunMutation"] == 0
     assert ops["productSet"] == N and merchant.bulk_operations == {}
+    check_published(cli, merchant, vendor, made)
+
+
+def test_a_bulk_mutation_already_running_is_waited_for(cli, shops):
+    """Shopify runs one bulk mutation per store at a time: vsc's run is refused with
+    OPERATION_IN_PROGRESS, waits for the other one to finish, and runs then."""
+    merchant, vendor = shops
+    made = catalog(vendor)
+    other = ShopifyConnector.open("mall", merchant.url, merchant.token)
+    merchant.bulk_lines_per_request = 1  # each request to the store runs one line
+    running = other.bulk_start("bulk_product_set", [{"input": {"title": f"Other {i}"}} for i in range(12)])
+    merchant.reset_requests()
+    r = cli("map", "add", "acme", "--all", "--yes", "--json")
+    assert r.code == 0, r
+    assert merchant.bulk_operations[running.id]["status"] == "COMPLETED"
+    ops = operations(merchant)
+    assert ops["bulkOperationRunMutation"] == 3 and ops["bulkOperations"] >= 1  # one refused, found, then two ran
+    assert ops["productSet"] == 0
+    merchant.bulk_lines_per_request = None
+    for p in list(merchant.products()):
+        if p["title"].startswith("Other"):
+            merchant.delete_product(p["id"])
     check_published(cli, merchant, vendor, made)
 
 

@@ -133,6 +133,22 @@ def test_a_few_products_too_large_for_the_cost_bucket_go_in_bulk(cli, shops):
     assert ops["bulkOperationRunMutation"] == 2 and ops["productSet"] == 0
 
 
+def test_a_catalog_over_one_file_goes_in_several_runs(cli, shops, monkeypatch):
+    """Shopify takes files of variables up to 20 MiB; here the limit is shrunk to two lines."""
+    from vsc.connectors.shopify import bulk
+
+    merchant, vendor = shops
+    made = catalog(vendor)
+    monkeypatch.setattr(bulk, "MAX_FILE_BYTES", 2400)
+    r = cli("map", "add", "acme", "--all", "--yes", "--json")
+    assert r.code == 0, r
+    runs = bulk_runs(merchant, "productSet")
+    assert sum(len(op["lines"]) for op in runs) == N and len(runs) >= 2
+    assert all(sum(BulkMixin.bulk_line_bytes(ln) for ln in op["lines"]) <= 2400 for op in runs)
+    assert len(bulk_runs(merchant, "publishablePublish")) == len(runs)
+    check_published(cli, merchant, vendor, made)
+
+
 def test_failed_lines_fall_back_to_one_product_at_a_time(cli, shops):
     merchant, vendor = shops
     made = catalog(vendor)
@@ -162,18 +178,20 @@ def test_a_refused_upload_publishes_product_by_product(cli, shops):
     check_published(cli, merchant, vendor, made)
 
 
-def test_a_bulk_mutation_already_running_is_waited_for(cli, shops):
-    """Shopify runs one bulk mutation per store at a time: vsc's run is refused with
-    OPERATION_IN_PROGRESS, waits for the other one to finish, and runs then."""
+def test_bulk_mutations_already_running_are_waited_for(cli, shops):
+    """Shopify runs five bulk mutations per store at once (2026-01 on): with five running,
+    vsc's run is refused with LIMIT_REACHED, waits for them to finish, and runs then."""
     merchant, vendor = shops
     made = catalog(vendor)
     other = ShopifyConnector.open("mall", merchant.url, merchant.token)
-    merchant.bulk_lines_per_request = 1  # each request to the store runs one line
-    running = other.bulk_start("bulk_product_set", [{"input": {"title": f"Other {i}"}} for i in range(12)])
+    merchant.bulk_lines_per_request = 1  # each request to the store runs one line of each
+    running = [
+        other.bulk_start("bulk_product_set", [{"input": {"title": f"Other {i}"}} for i in range(12)]) for _ in range(5)
+    ]
     merchant.reset_requests()
     r = cli("map", "add", "acme", "--all", "--yes", "--json")
     assert r.code == 0, r
-    assert merchant.bulk_operations[running.id]["status"] == "COMPLETED"
+    assert {merchant.bulk_operations[op.id]["status"] for op in running} == {"COMPLETED"}
     ops = operations(merchant)
     assert ops["bulkOperationRunMutation"] == 3 and ops["bulkOperations"] >= 1  # one refused, found, then two ran
     assert ops["productSet"] == 0

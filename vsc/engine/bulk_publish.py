@@ -83,11 +83,39 @@ def publish(
     on_product: Callable[[Product | str], None] | None = None,
     on_status: Status = None,
 ) -> None:
-    """Publish `products` (checked publishable, none linked) through bulk operations."""
-    lines = []
+    """Publish `products` (checked publishable, none linked) through bulk operations: one
+    pair of runs for as many products as fit in one file of variables (20 MiB)."""
+    from vsc.connectors.shopify.bulk import MAX_FILE_BYTES
+
+    group: list[tuple[Product, ListingDraft, str]] = []
+    size = 0
     for product in products:
         draft = listing_draft(ctx, vendor, product, vs=vs, location=location)
         handle = publish_handle(ctx, vendor, product)
+        n = merchant.bulk_line_bytes(merchant.listing_line(draft, handle))
+        if group and size + n > MAX_FILE_BYTES * 0.95:
+            _publish_group(ctx, vendor, group, result, merchant, store, vs, location, on_product, on_status)
+            group, size = [], 0
+        group.append((product, draft, handle))
+        size += n
+    if group:
+        _publish_group(ctx, vendor, group, result, merchant, store, vs, location, on_product, on_status)
+
+
+def _publish_group(
+    ctx: Context,
+    vendor: str,
+    group: Sequence[tuple[Product, ListingDraft, str]],
+    result: MapResult,
+    merchant: Any,
+    store: str,
+    vs: Any,
+    location: str | None,
+    on_product: Callable[[Product | str], None] | None,
+    on_status: Status,
+) -> None:
+    lines = []
+    for product, draft, handle in group:
         entry = begin_publish(ctx, vendor, product, handle, store=store, variants=len(draft.variants))
         lines.append(Line(product, product.id, handle, entry, draft))
     detail: dict[str, Any] = {

@@ -10,9 +10,11 @@ The real flow (https://shopify.dev/docs/api/usage/bulk-operations/imports):
    The real target is a signed Google Cloud Storage form, answering 201 with an XML body
    when `success_action_status` is 201; the sandbox serves the same form on its own port.
 3. `bulkOperationRunMutation(mutation:, stagedUploadPath:)` starts an operation (status
-   CREATED). One bulk mutation may run per shop at a time: a second is refused with a
-   `BulkMutationUserError` OPERATION_IN_PROGRESS ([SDL26] Mutation.bulkOperationRunMutation:
-   "You can run one bulk mutation operation at a time per shop"). The mutation may select at
+   CREATED). From API version 2026-01 up to five bulk mutations run at once per shop (the
+   imports guide, "Manage concurrent operations"; older versions allowed one, refused with
+   OPERATION_IN_PROGRESS, which the 2026-04 schema text still describes); a sixth is refused
+   here with the `BulkMutationUserError` code LIMIT_REACHED ("Bulk operations limit reached.
+   Please try again later.", [SDL26] BulkMutationErrorCode). The mutation may select at
    most one connection ("Bulk mutations cannot contain more than 1 connection.", the
    userError Shopify returns: https://community.shopify.com/t/186439).
 4. The operation is polled with `bulkOperation(id:)` (or `bulkOperations(query:)`; the
@@ -49,8 +51,11 @@ from vsc.sandbox.base import SandboxRequest, SandboxResponse
 
 UPLOAD_PATH = "/staged-uploads"
 RESULTS_PATH = "/bulk-results/"
-# The imports guide caps the uploaded JSONL file at 100 MB.
-MAX_UPLOAD_BYTES = 100 * 1024 * 1024
+# The signed form's policy in the imports guide's example allows 1 to 20,971,520 bytes
+# (its "content-length-range" condition): the file of variables is at most 20 MiB.
+MAX_UPLOAD_BYTES = 20 * 1024 * 1024
+# Bulk mutations running at once per shop from API version 2026-01 (the imports guide).
+MAX_RUNNING_MUTATIONS = 5
 # Mutations the imports guide lists as runnable in bulk, among those the sandbox implements.
 BULK_MUTATIONS = frozenset(
     {
@@ -73,6 +78,11 @@ _FORM_FIELDS = (
     "x-goog-signature",
     "policy",
 )
+
+
+def _mutation_fields(text: str) -> list[FieldNode]:
+    op = next(d for d in graphql.parse(text).definitions if isinstance(d, OperationDefinitionNode))
+    return [s for s in op.selection_set.selections if isinstance(s, FieldNode)]
 
 
 def _bulk_error(field: list[str] | None, message: str, code: str) -> dict[str, Any]:
@@ -191,7 +201,7 @@ class BulkOperationsMixin:
             targets.append(
                 {
                     "url": f"{self.url}{UPLOAD_PATH}",
-                    "resourceUrl": f"{self.url}{UPLOAD_PATH}/{key}",
+                    "resourceUrl": None,  # null for bulk variables, as in the guide's example
                     "parameters": [{"name": k, "value": v} for k, v in params.items()],
                 }
             )
@@ -208,10 +218,9 @@ class BulkOperationsMixin:
     ) -> dict[str, Any]:
         from vsc.sandbox.shopify import shopify_schema
 
-        running = self._running_mutation()
-        if running is not None:
-            message = f"A bulk mutation operation for this app and shop is already in progress: {running['id']}."
-            return {"userErrors": [_bulk_error(None, message, "OPERATION_IN_PROGRESS")]}
+        if len(self._running_mutations()) >= MAX_RUNNING_MUTATIONS:
+            message = "Bulk operations limit reached. Please try again later."
+            return {"userErrors": [_bulk_error(None, message, "LIMIT_REACHED")]}
         problem = self._check_bulk_mutation(mutation, shopify_schema())
         if problem:
             return {"userErrors": [_bulk_error(["mutation"], problem, "INVALID_MUTATION")]}
@@ -254,15 +263,12 @@ class BulkOperationsMixin:
         self.bulk_operations[op["id"]] = op
         return {"bulkOperation": op}
 
-    def _running_mutation(self) -> dict[str, Any] | None:
-        return next(
-            (
-                op
-                for op in self.bulk_operations.values()
-                if op["type"] == "MUTATION" and op["status"] in ("CREATED", "RUNNING", "CANCELING")
-            ),
-            None,
-        )
+    def _running_mutations(self) -> list[dict[str, Any]]:
+        return [
+            op
+            for op in self.bulk_operations.values()
+            if op["type"] == "MUTATION" and op["status"] in ("CREATED", "RUNNING", "CANCELING")
+        ]
 
     @staticmethod
     def _check_bulk_mutation(text: str, schema: Any) -> str | None:
@@ -333,7 +339,8 @@ class BulkOperationsMixin:
                 "message": "Internal error. Looks like something went wrong on our end.",
                 "extensions": {"code": "INTERNAL_SERVER_ERROR"},
             }
-            return {"errors": [error], "data": None, "__lineNumber": n}
+            field = next((s.name.value for s in _mutation_fields(mutation)), "mutation")
+            return {"errors": [error], "data": {field: None}, "__lineNumber": n}
         result = graphql.execute(
             shopify_schema(),
             graphql.parse(mutation),

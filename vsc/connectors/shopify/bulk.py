@@ -12,7 +12,8 @@ What it costs: the three GraphQL calls and the polls are priced like any call (a
 points for each mutation, 1 for a poll), whatever the file holds; the lines themselves run
 on Shopify's side without touching the app's bucket. The price is latency: a real operation
 is queued and runs asynchronously (minutes for large files; it must finish within 24 hours).
-One bulk mutation runs per shop at a time ([SDL26] bulkOperationRunMutation).
+From API version 2026-01 up to five bulk mutations run at once per shop (earlier: one); the
+file of variables may hold at most 20 MiB (the upload form's policy in the imports guide).
 """
 
 from __future__ import annotations
@@ -29,6 +30,8 @@ from vsc.connectors.shopify.client import ShopifyClient, document
 from vsc.errors import ApiError, PayloadError, RetriableError
 
 TERMINAL = frozenset({"COMPLETED", "FAILED", "CANCELED", "EXPIRED"})
+# The upload form accepts files up to 20 MiB (the policy's content-length-range).
+MAX_FILE_BYTES = 20 * 1024 * 1024
 # Operations whose response was lost are looked for among those created since the start,
 # less this much: the store's clock and ours may disagree.
 CLOCK_SKEW = timedelta(minutes=10)
@@ -69,7 +72,7 @@ class BulkRun:
 
 
 class BulkBusy(RetriableError):
-    """Another bulk mutation is running on the store and did not finish while vsc waited."""
+    """The store runs as many bulk mutations as it allows, and they did not finish while vsc waited."""
 
 
 class BulkMixin:
@@ -89,8 +92,11 @@ class BulkMixin:
     # -- the generic flow ----------------------------------------------------------------------
     def bulk_start(self, name: str, lines: Sequence[dict[str, Any]]) -> BulkRun:
         """Upload `lines` (the variables of `graphql/<name>.graphql`, one dict per line) and start
-        the bulk mutation. A bulk mutation already running on the store is waited for first."""
+        the bulk mutation. When the store already runs as many bulk mutations as it allows, they
+        are waited for first. The file must stay under `MAX_FILE_BYTES` (see `bulk_line_bytes`)."""
         body = "".join(json.dumps(line, separators=(",", ":"), default=str) + "\n" for line in lines).encode()
+        if len(body) > MAX_FILE_BYTES:
+            raise ValueError(f"a bulk file of {len(body)} bytes is over Shopify's {MAX_FILE_BYTES}")
         target = self.client.execute(
             "staged_uploads_create",
             {
@@ -140,16 +146,17 @@ class BulkMixin:
                     return found[0]
                 raise
             errors = result.get("userErrors") or []
-            if any(e.get("code") == "OPERATION_IN_PROGRESS" for e in errors):
+            # LIMIT_REACHED from 2026-01 (five at once), OPERATION_IN_PROGRESS before (one).
+            if any(e.get("code") in ("LIMIT_REACHED", "OPERATION_IN_PROGRESS") for e in errors):
                 self._wait_for_running()
                 continue
             self.client.check_user_errors(result, "bulkOperationRunMutation")
             return BulkRun.parse(result.get("bulkOperation") or {})
         raise BulkBusy(
-            f"{self.name}: another bulk mutation keeps running on the store; try again later",
+            f"{self.name}: the store keeps running other bulk mutations; try again later",
             store=self.name,
             platform="shopify",
-            code="OPERATION_IN_PROGRESS",
+            code="LIMIT_REACHED",
         )
 
     def _wait_for_running(self) -> None:
@@ -224,11 +231,19 @@ class BulkMixin:
         kept = sum(min(gate, 15 + 3 * variants + 2 * images) + 11 for variants, images in sizes)
         return kept > self.limiter.maximum - gate  # type: ignore[attr-defined]
 
+    def listing_line(self, draft: ListingDraft, handle: str) -> dict[str, Any]:
+        """One bulk productSet line: the input and handle `create_listing` would send, so the
+        line and a per-product retry upsert the same listing."""
+        return {"input": self.listing_input(draft, handle), "identifier": {"handle": handle}}
+
+    @staticmethod
+    def bulk_line_bytes(line: dict[str, Any]) -> int:
+        """How many bytes a line takes in the bulk file (to keep files under `MAX_FILE_BYTES`)."""
+        return len(json.dumps(line, separators=(",", ":"), default=str).encode()) + 1
+
     def bulk_listings(self, items: Sequence[tuple[ListingDraft, str]]) -> BulkRun:
-        """Start one bulk productSet over `(draft, handle)` pairs: the input and handle
-        `create_listing` would send, so a line and a per-product retry upsert the same listing."""
-        lines = [{"input": self.listing_input(d, h), "identifier": {"handle": h}} for d, h in items]
-        return self.bulk_start("bulk_product_set", lines)
+        """Start one bulk productSet over `(draft, handle)` pairs."""
+        return self.bulk_start("bulk_product_set", [self.listing_line(d, h) for d, h in items])
 
     def listing_from_line(self, line: dict[str, Any] | None) -> Product:
         """The listing a bulk productSet line made, or the error that line met."""

@@ -38,7 +38,7 @@ from vsc.engine.mapping import (
     publish_handle,
     record_published,
 )
-from vsc.errors import VscError
+from vsc.errors import RetriableError, VscError
 
 Status = Callable[[str], None] | None
 
@@ -138,11 +138,20 @@ def _publish_group(
     try:
         run = merchant.bulk_listings([(ln.draft, ln.handle) for ln in lines])
     except VscError as exc:
-        # Nothing is known to have started: every product goes the per-product way.
-        ctx.state.journal_finish(bulk_entry, status="failed", error=str(exc))
-        _fallback(ctx, vendor, lines, {i: str(exc) for i in range(len(lines))}, result, merchant, store, vs, location)
-        _tell(on_product, lines)
-        return
+        run = None
+        if isinstance(exc, RetriableError):
+            # The answer to the run was lost: it may have started. Look for it by its results.
+            try:
+                run = _find_run(merchant, detail, lines)
+            except VscError:
+                run = None
+        if run is None:
+            # Nothing is known to have started: every product goes the per-product way.
+            ctx.state.journal_finish(bulk_entry, status="failed", detail=detail, error=str(exc))
+            failed = {i: str(exc) for i in range(len(lines))}
+            _fallback(ctx, vendor, lines, failed, result, merchant, store, vs, location)
+            _tell(on_product, lines)
+            return
     _note(ctx, bulk_entry, detail, operation=run.id)
     _finish(ctx, vendor, lines, run, (bulk_entry, detail), result, merchant, store, vs, location, on_product, on_status)
 

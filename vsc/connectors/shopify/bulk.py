@@ -130,21 +130,14 @@ class BulkMixin:
             write=False,
         )
         self._signed_ok(response, "uploading the bulk file")
-        started = datetime.now(UTC)
         for _ in range(3):
-            try:
-                result = self.client.execute(
-                    "bulk_run_mutation",
-                    {"mutation": document(name), "stagedUploadPath": params["key"]},
-                    mutation=True,
-                )["bulkOperationRunMutation"]
-            except RetriableError:
-                # The answer was lost: the operation may have started. If it did, it is the
-                # newest run of this document since `started`.
-                found = self.bulk_candidates(name, started)
-                if found:
-                    return found[0]
-                raise
+            # Not repeated when the answer is lost (the run may have started): the caller looks
+            # for it among `bulk_candidates` and tells its own run by the results.
+            result = self.client.execute(
+                "bulk_run_mutation",
+                {"mutation": document(name), "stagedUploadPath": params["key"]},
+                mutation=True,
+            )["bulkOperationRunMutation"]
             errors = result.get("userErrors") or []
             # LIMIT_REACHED from 2026-01 (five at once), OPERATION_IN_PROGRESS before (one).
             if any(e.get("code") in ("LIMIT_REACHED", "OPERATION_IN_PROGRESS") for e in errors):

@@ -215,6 +215,26 @@ def test_a_lost_answer_to_the_run_finds_the_run_instead_of_starting_another(cli,
     check_published(cli, merchant, vendor, made)
 
 
+def test_a_lost_run_that_never_started_is_not_mistaken_for_another(cli, shops):
+    """The run is cut before the store applied it; another bulk productSet of the same document
+    ran a moment ago. vsc sees the other run's handles are not its own and publishes one by one."""
+    merchant, vendor = shops
+    made = catalog(vendor)
+    other = ShopifyConnector.open("mall", merchant.url, merchant.token)
+    done = other.bulk_wait(other.bulk_start("bulk_product_set", [{"input": {"title": "Other", "handle": "other"}}]))
+    assert done.status == "COMPLETED"
+    merchant.inject(
+        Fault("cut_before", times=1, match=lambda r: merchant.operation_name(r) == "bulkOperationRunMutation")
+    )
+    merchant.reset_requests()
+    r = cli("map", "add", "acme", "--all", "--yes", "--json")
+    assert r.code == 0, r
+    assert len(bulk_runs(merchant, "productSet")) == 1  # only the other one
+    assert operations(merchant)["productSet"] == N
+    merchant.delete_product(next(p["id"] for p in merchant.products() if p["handle"] == "other"))
+    check_published(cli, merchant, vendor, made)
+
+
 @pytest.mark.parametrize("killed_at", ["bulkOperationRunMutation", "bulkOperation"])
 def test_killed_after_the_run_started_the_rerun_picks_up_its_results(cli, shops, killed_at):
     """SIGKILL `vsc map add` right after the store started the bulk productSet (before vsc heard

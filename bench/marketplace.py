@@ -126,6 +126,8 @@ class Market:
         self.config = self.dir / "vsc.yaml"
         self.env = {**os.environ, "VSC_DB": str(self.db), "VSC_CONFIG": str(self.config)}
         self.env.pop("VSC_DEBUG", None)
+        #: where `run` writes a cProfile of `vsc sync` (None: no profiling)
+        self.profile: Path | None = None
         self.merchant = ShopifySandbox(shop="mall").start()  # Standard: 2,000 points, 100 a second
         self.env["VSC_BENCH_MALL"] = self.merchant.token
         state = State.create(self.db)
@@ -196,7 +198,10 @@ class Market:
             out = self.dir / "out.json"
             started = time.perf_counter()
             with open(out, "wb") as fh:
-                proc = subprocess.Popen([sys.executable, "-m", "vsc", *args], env=self.env, stdout=fh, stderr=fh)
+                profile = ["-m", "cProfile", "-o", str(self.profile)] if self.profile and args[0] == "sync" else []
+                proc = subprocess.Popen(
+                    [sys.executable, *profile, "-m", "vsc", *args], env=self.env, stdout=fh, stderr=fh
+                )
                 _, status, usage = os.wait4(proc.pid, 0)
                 proc.returncode = os.waitstatus_to_exitcode(status)
             wall += time.perf_counter() - started
@@ -283,6 +288,7 @@ def main() -> None:
     ap.add_argument("--change", type=float, default=1.0, help="percent of vendor variants whose stock changes")
     ap.add_argument("--concurrency", type=int, default=None, help="the `concurrency` setting (default: vsc's)")
     ap.add_argument("--seed", type=int, default=7)
+    ap.add_argument("--profile", metavar="FILE", help="write a cProfile of the idle pass to FILE")
     ap.add_argument("--operations", action="store_true", help="list the requests of each phase by operation")
     ap.add_argument("--json", action="store_true", help="print the raw numbers as JSON too")
     args = ap.parse_args()
@@ -298,7 +304,10 @@ def main() -> None:
         print(f"published: {len(links)} links", file=sys.stderr)
         phases.append(market.run("settling pass", [["sync", "--json"]]))
         time.sleep(1.1)  # later changes are strictly after the cursors
+        if args.profile:
+            market.profile = Path(args.profile)
         phases.append(market.run("idle pass", [["sync", "--json"]]))
+        market.profile = None
         time.sleep(1.1)
         changes = rng.sample(links, max(1, round(len(links) * args.change / 100)))
         by_name = {v.name: v for v in market.vendors}

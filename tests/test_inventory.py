@@ -254,11 +254,6 @@ def test_which_vendor_locations_count_is_a_setting(cli, monkeypatch, isolated):
         m.stop()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known gap: a merchant item whose updatedAt is in the very second of vsc's own last write "
-    "is taken for vsc's echo and never read again (vsc.engine.inventory._echo compares whole seconds)",
-)
 def test_a_merchant_edit_in_the_second_of_vscs_own_write_is_still_seen(cli, monkeypatch):
     import time
 

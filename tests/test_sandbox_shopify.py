@@ -785,3 +785,136 @@ def test_every_graphql_file_agrees_with_shopifys_real_schema():
     assert out.stdout.strip().endswith("0 problems")
     summary = out.stdout.strip().splitlines()[-1]
     assert int(summary.split()[1]) >= 18 and " 1 schema files" in summary
+
+
+# -- bulk mutations ---------------------------------------------------------------------------------
+
+STAGE = """mutation($i: [StagedUploadInput!]!) { stagedUploadsCreate(input: $i) {
+    stagedTargets { url resourceUrl parameters { name value } } userErrors { field message } } }"""
+RUN = """mutation($m: String!, $p: String!) { bulkOperationRunMutation(mutation: $m, stagedUploadPath: $p) {
+    bulkOperation { id status } userErrors { field message code } } }"""
+POLL = "query($id: ID!) { bulkOperation(id: $id) { id status objectCount url partialDataUrl errorCode } }"
+SET = """mutation($input: ProductSetInput!, $identifier: ProductSetIdentifiers) {
+    productSet(input: $input, identifier: $identifier) { product { id handle } userErrors { field message code } } }"""
+
+
+def stage(gql: Client, body: bytes) -> str:
+    """stagedUploadsCreate, then the multipart upload; returns the stagedUploadPath."""
+    spec = {
+        "resource": "BULK_MUTATION_VARIABLES",
+        "filename": "v.jsonl",
+        "mimeType": "text/jsonl",
+        "httpMethod": "POST",
+    }
+    (target,) = gql.data(STAGE, {"i": [spec]})["stagedUploadsCreate"]["stagedTargets"]
+    form = {p["name"]: p["value"] for p in target["parameters"]}
+    r = requests.post(target["url"], data=form, files={"file": ("v.jsonl", body, "text/jsonl")}, timeout=5)
+    assert r.status_code == 201 and "<PostResponse>" in r.text, r.text
+    return form["key"]
+
+
+def product_lines(n: int) -> bytes:
+    lines = [
+        {"input": {"title": f"Bulk {i}", "handle": f"bulk-{i}"}, "identifier": {"handle": f"bulk-{i}"}}
+        for i in range(n)
+    ]
+    return "".join(__import__("json").dumps(x) + "\n" for x in lines).encode()
+
+
+def test_staged_upload_form_is_signed_and_needs_the_file(gql: Client):
+    spec = {
+        "resource": "BULK_MUTATION_VARIABLES",
+        "filename": "v.jsonl",
+        "mimeType": "text/jsonl",
+        "httpMethod": "POST",
+    }
+    body = gql(STAGE, {"i": [spec]})
+    assert body["extensions"]["cost"]["requestedQueryCost"] >= 10  # a mutation
+    (target,) = body["data"]["stagedUploadsCreate"]["stagedTargets"]
+    form = {p["name"]: p["value"] for p in target["parameters"]}
+    assert {"key", "policy", "x-goog-signature", "success_action_status"} <= set(form)
+    forged = dict(form, **{"x-goog-signature": "0" * 64})
+    r = requests.post(target["url"], data=forged, files={"file": ("v.jsonl", b"{}\n")}, timeout=5)
+    assert r.status_code == 403 and "AccessDenied" in r.text
+    r = requests.post(target["url"], data=form, files={"other": ("v.jsonl", b"{}\n")}, timeout=5)
+    assert r.status_code == 400
+    put = dict(spec, httpMethod="PUT")
+    errors = gql.data(STAGE, {"i": [put]})["stagedUploadsCreate"]["userErrors"]
+    assert errors and errors[0]["field"] == ["input", "0", "httpMethod"]
+
+
+def test_bulk_mutations_run_line_by_line_five_at_a_time(gql: Client, store: ShopifySandbox):
+    store.bulk_lines_per_request = 1  # each request to the store runs one more line of each
+    ops = []
+    for _ in range(5):
+        body = gql(RUN, {"m": SET, "p": stage(gql, product_lines(12))})
+        assert body["extensions"]["cost"]["requestedQueryCost"] >= 10
+        ops.append(body["data"]["bulkOperationRunMutation"]["bulkOperation"])
+    assert [op["status"] for op in ops] == ["CREATED"] * 5
+    # From API version 2026-01 five bulk mutations run at once per shop; one more is refused.
+    refused = gql.data(RUN, {"m": SET, "p": stage(gql, product_lines(1))})["bulkOperationRunMutation"]
+    assert refused["bulkOperation"] is None and refused["userErrors"][0]["code"] == "LIMIT_REACHED"
+    op = ops[0]
+    seen = []
+    while True:
+        polled = gql.data(POLL, {"id": op["id"]})["bulkOperation"]
+        seen.append((polled["status"], polled["objectCount"]))
+        if polled["status"] == "COMPLETED":
+            break
+    # The ten requests since the first run started ran ten of its lines; each poll runs one more.
+    assert seen == [("RUNNING", "11"), ("COMPLETED", "12")]
+    lines = [__import__("json").loads(x) for x in requests.get(polled["url"], timeout=5).text.splitlines()]
+    assert [x["__lineNumber"] for x in lines] == list(range(12))
+    assert [x["data"]["productSet"]["product"]["handle"] for x in lines] == [f"bulk-{i}" for i in range(12)]
+    assert all(x["data"]["productSet"]["userErrors"] == [] for x in lines)
+    listed = gql.data(
+        """query($id: ID!) { bulkOperations(first: 5, query: "operation_type:mutation status:completed") {
+        nodes { id } } currentBulkOperation(type: MUTATION) { id status } node(id: $id) { id } }""",
+        {"id": op["id"]},
+    )
+    assert listed["bulkOperations"]["nodes"] == [{"id": op["id"]}]  # the others are still running
+    assert listed["currentBulkOperation"]["id"] == ops[-1]["id"] and listed["node"] == {"id": op["id"]}
+    # Lines run on Shopify's side: the bucket paid for the 14 calls (about 160 points), not for
+    # the 61 productSet lines (at least 10 points each).
+    assert store.throttle_status()["currentlyAvailable"] > 2000 - 200
+
+
+@pytest.mark.parametrize(
+    ("mutation", "upload", "code"),
+    [
+        (
+            SET.replace("handle }", "handle variants(first: 5) { nodes { id } } media(first: 5) { nodes { id } } }"),
+            True,
+            "INVALID_MUTATION",
+        ),
+        ("mutation { shop { id } }", True, "INVALID_MUTATION"),
+        ("mutation($id: ID!) { productDelete(input: {id: $id}) { deletedProductId } }", True, "INVALID_MUTATION"),
+        (SET, False, "NO_SUCH_FILE"),
+        (SET, b"not json\n", "INVALID_STAGED_UPLOAD_FILE"),
+    ],
+)
+def test_bulk_mutation_refusals_use_the_real_codes(gql: Client, store: ShopifySandbox, mutation, upload, code):
+    if upload is False:
+        path = "tmp/1/bulk/none/v.jsonl"
+    else:
+        path = stage(gql, upload if isinstance(upload, bytes) else product_lines(1))
+    result = gql.data(RUN, {"m": mutation, "p": path})["bulkOperationRunMutation"]
+    assert result["bulkOperation"] is None and result["userErrors"][0]["code"] == code
+    assert store.bulk_operations == {}
+
+
+def test_failed_lines_and_failed_operations_keep_what_ran(gql: Client, store: ShopifySandbox):
+    store.bulk_failing_lines = {1}
+    op = gql.data(RUN, {"m": SET, "p": stage(gql, product_lines(3))})["bulkOperationRunMutation"]["bulkOperation"]
+    done = gql.data(POLL, {"id": op["id"]})["bulkOperation"]
+    lines = [__import__("json").loads(x) for x in requests.get(done["url"], timeout=5).text.splitlines()]
+    assert lines[1]["data"] == {"productSet": None}
+    assert lines[1]["errors"][0]["extensions"]["code"] == "INTERNAL_SERVER_ERROR"
+    assert lines[0]["data"]["productSet"]["product"] and lines[2]["data"]["productSet"]["product"]
+    store.bulk_failing_lines = set()
+    store.bulk_fail_with = "INTERNAL_SERVER_ERROR"
+    op = gql.data(RUN, {"m": SET, "p": stage(gql, product_lines(4))})["bulkOperationRunMutation"]["bulkOperation"]
+    failed = gql.data(POLL, {"id": op["id"]})["bulkOperation"]
+    assert failed["status"] == "FAILED" and failed["errorCode"] == "INTERNAL_SERVER_ERROR" and failed["url"] is None
+    partial = requests.get(failed["partialDataUrl"], timeout=5).text.splitlines()
+    assert len(partial) == 2

@@ -140,6 +140,9 @@ class Settings:
     push_financial_statuses: tuple[str, ...] = ("paid",)
     push_test_orders: bool = False
     untracked_quantity: int | None = None
+    # From this many products on, a first publish goes through Shopify bulk operations (the
+    # measurement behind it: bench/RESULTS.md, "First publish").
+    bulk_publish_from: int = 20
     source: str | None = None
 
     def vendor(self, name: str) -> VendorSettings:
@@ -303,6 +306,7 @@ GLOBAL_KEYS = (
     "brake_share",
     "brake_min_variants",
     "tracking_notify_customer",
+    "bulk_publish_from",
     "smtp",
     "vendors",
 )
@@ -359,6 +363,10 @@ def validate(data: Any, *, source: str = "settings") -> Settings:
         v = c.string("merchant_location", data["merchant_location"])
         if v is not None:
             values["merchant_location"] = v
+    if "bulk_publish_from" in data:
+        v = c.integer("bulk_publish_from", data["bulk_publish_from"], minimum=1)
+        if v is not None:
+            values["bulk_publish_from"] = v
     if "overlap_seconds" in data:
         v = c.integer("overlap_seconds", data["overlap_seconds"], minimum=0)
         if v is not None:

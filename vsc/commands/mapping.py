@@ -129,7 +129,11 @@ def _publish_with_progress(c: Any, vendor: str, products: list[Any], as_json: bo
         def done(product: Any) -> None:
             bar.update(task, advance=1, description=getattr(product, "title", str(product))[:40])
 
-        return mapping.publish(c, vendor, products=products, on_product=done)
+        def status(text: str) -> None:
+            # A bulk publish: what the bulk operation is doing while the bar waits for it.
+            bar.update(task, description=text[:60])
+
+        return mapping.publish(c, vendor, products=products, on_product=done, on_status=status)
 
 
 def _selection_table(products: list[Any], limit: int | None) -> Table:

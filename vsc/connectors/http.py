@@ -185,6 +185,10 @@ class StoreSession:
             self._http.headers.update(headers)
         if auth is not None:
             self._http.auth = auth
+        # Signed URLs on other hosts (Shopify's staged uploads and bulk results) get a session
+        # without the store's headers: the access token must never travel to them.
+        self._bare = requests.Session()
+        self._bare.headers["User-Agent"] = USER_AGENT
 
     def url(self, path: str) -> str:
         if path.startswith(("http://", "https://")):
@@ -193,6 +197,7 @@ class StoreSession:
 
     def close(self) -> None:
         self._http.close()
+        self._bare.close()
 
     def _redirect_target(self, method: str, url: str, response: requests.Response, redirects: int) -> str:
         """Where to follow a redirect, or `ApiError` naming it when vsc must not follow it."""
@@ -231,10 +236,12 @@ class StoreSession:
         params: Mapping[str, Any] | None = None,
         json: Any = None,
         data: Any = None,
+        files: Any = None,
         headers: Mapping[str, str] | None = None,
         safe: bool | None = None,
         cost: float = 1.0,
         write: bool | None = None,
+        signed: bool = False,
     ) -> requests.Response:
         """Send one request, retried as the rules above allow.
 
@@ -242,9 +249,14 @@ class StoreSession:
         True for GET/HEAD and for requests carrying an `Idempotency-Key` header.
         `write` marks a request that changes the store, for counting (defaults to
         "not a GET/HEAD"); a GraphQL query is sent with POST but is not a write.
+        `signed`: `path` is a full URL the store handed out (a signed upload or
+        download address, possibly on another host). It goes out without the store's
+        headers or credentials and without waiting on the store's limiter; the URL
+        rules still hold.
         """
         method = method.upper()
-        url = self.url(path)
+        url = validate_store_url(path, what="signed URL") if signed else self.url(path)
+        http = self._bare if signed else self._http
         hdrs = dict(headers or {})
         if safe is None:
             safe = method in SAFE_METHODS or any(k.lower() == "idempotency-key" for k in hdrs)
@@ -253,21 +265,24 @@ class StoreSession:
         attempt = 0
         redirects = 0
         while True:
-            self.limiter.acquire(method, url, cost=cost)
+            if not signed:
+                self.limiter.acquire(method, url, cost=cost)
             self.stats["requests"] += 1
             if write:
                 self.stats["writes"] += 1
             if log.isEnabledFor(logging.DEBUG):
-                log.debug("%s %s %s params=%s", self.store, method, url, params)
+                # A signed URL's query string is a credential: log it without one.
+                log.debug("%s %s %s params=%s", self.store, method, url.split("?")[0] if signed else url, params)
             try:
                 # `verify` goes with every request: set only on the session, requests would let
                 # REQUESTS_CA_BUNDLE override a store's own bundle or its explicit opt-out.
-                response = self._http.request(
+                response = http.request(
                     method,
                     url,
                     params=params,
                     json=json,
                     data=data,
+                    files=files,
                     headers=hdrs,
                     timeout=self.timeout,
                     verify=self.verify,

@@ -224,10 +224,13 @@ def _merchant_changed(ctx: Any, since: datetime) -> dict[str, datetime | None]:
 
 
 def _echo(link: VariantLink, changed_at: datetime | None) -> bool:
-    """Whether a merchant item listed as changed only shows vsc's own last write or read: its
-    `updatedAt` is no later than the one vsc recorded then. (Whole seconds: a sale in the very
-    second of vsc's write is not re-read here, but it is an order the orders stream counts, and
-    the next write's compare-and-set refuses a quantity that moved.)"""
+    """Whether a merchant item listed as changed shows nothing vsc has not already read: its
+    `updatedAt` is no later than the one vsc recorded when it last read the quantity back.
+
+    vsc records it only from reads, never from its own writes: Shopify's times are whole seconds,
+    so a hand edit in the very second of vsc's write would look like vsc's echo. An item vsc
+    wrote is therefore read back once on the next pass (a later second), which sees any such
+    edit; after that its echoes cost nothing."""
     if changed_at is None or not link.merchant_stock_at:
         return False
     seen = parse_iso(link.merchant_stock_at)
@@ -387,10 +390,8 @@ def apply_all(ctx: Any, actions: list[Action], pass_id: int | None, by_id: dict[
             a.key: QuantityWrite(a.detail["item"], a.detail["location"], a.detail["quantity"], a.detail["change_from"])
             for a in batch
         }
-        at = None
         try:
             first = merchant.set_available(list(writes.values()), key=f"pass:{pass_id}")
-            at = first.at
             stale = {w.item_id for w in first.stale}
             retry = [a for a in batch if a.detail["item"] in stale]
             still: set[str] = set()
@@ -411,7 +412,6 @@ def apply_all(ctx: Any, actions: list[Action], pass_id: int | None, by_id: dict[
                     key=f"pass:{pass_id}:again:{location}",
                 )
                 still |= {w.item_id for w in second.stale}
-                at = second.at or at
         except Exception as exc:  # the store failed this batch: each of its items is reported
             message = str(exc)
             for a in batch:
@@ -433,7 +433,10 @@ def apply_all(ctx: Any, actions: list[Action], pass_id: int | None, by_id: dict[
                     d["variant_link_id"],
                     merchant_available=d["quantity"],
                     merchant_location_id=d["location"],
-                    merchant_stock_at=iso(at),
+                    # Not the write's time: a hand edit in that same second would share it. The
+                    # next pass reads the item back once (it shows as changed) and records the
+                    # updatedAt it then has, which is final for that second.
+                    merchant_stock_at=None,
                 )
                 state.journal_finish(entries[a.key], status="done", detail={"summary": a.summary, **d})
     return failed

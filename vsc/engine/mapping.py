@@ -117,17 +117,32 @@ def publish(
     *,
     products: Sequence[Product] | None = None,
     on_product: Callable[[Product | str], None] | None = None,
+    on_status: Callable[[str], None] | None = None,
 ) -> MapResult:
     """Create merchant listings for vendor products and link every variant.
 
     Products are read by id, or given already read (`products`, from a selection).
     Each product stands alone: a failure is recorded in `problems` and the next one
-    goes on. `on_product` is told of each product once it is finished (for progress).
+    goes on. `on_product` is told of each product once it is finished (for progress),
+    `on_status` of what a bulk operation is doing.
+
+    From `bulk_publish_from` products on (a setting), or fewer large ones that would
+    outrun the cost bucket, a merchant that can (Shopify) gets them through bulk
+    operations (`vsc.engine.bulk_publish.worth_it`); a bulk publish a crash cut short is
+    finished first, from the operation's own results.
     """
+    from vsc.engine import bulk_publish
+
     ctx.vendor_row(vendor)
     merchant_name = ctx.merchant_row().name
     result = MapResult()
     read_started = ctx.clock()
+    merchant = ctx.merchant()
+    vs = ctx.settings.vendor(vendor)
+    location = ctx.merchant_location(vendor)
+    resumed = bulk_publish.resume(
+        ctx, vendor, result, merchant=merchant, store=merchant_name, vs=vs, location=location, on_status=on_status
+    )
     items: list[Product | str]
     if products is None:
         connector = ctx.connector(vendor)
@@ -144,16 +159,39 @@ def publish(
             items.append(found or wanted)
     else:
         items = list(products)
-    vs = ctx.settings.vendor(vendor)
-    location = ctx.merchant_location(vendor)
-    merchant = ctx.merchant()
+    ready: list[Product] = []
     for item in items:
-        if isinstance(item, str):
+        if isinstance(item, Product) and item.id in resumed:
+            pass  # finished above, from the bulk operation a crash left
+        elif isinstance(item, str):
             result.problems.append(f"{vendor} has no product {item}")
+        elif ctx.state.product_link(vendor, item.id):
+            result.skipped.append(f"{item.title!r} ({item.id}) is already linked")
+        elif why := check_publishable(item):
+            result.problems.append(f"cannot publish {why}")
         else:
-            _publish_one(ctx, vendor, item, result, vs=vs, location=location, merchant=merchant, store=merchant_name)
+            ready.append(item)
+            continue
         if on_product is not None:
             on_product(item)
+    if bulk_publish.worth_it(merchant, ready, ctx.settings.bulk_publish_from):
+        bulk_publish.publish(
+            ctx,
+            vendor,
+            ready,
+            result,
+            merchant=merchant,
+            store=merchant_name,
+            vs=vs,
+            location=location,
+            on_product=on_product,
+            on_status=on_status,
+        )
+    else:
+        for item in ready:
+            _publish_one(ctx, vendor, item, result, vs=vs, location=location, merchant=merchant, store=merchant_name)
+            if on_product is not None:
+                on_product(item)
     _start_cursor(ctx, vendor, read_started)
     return result
 
@@ -179,8 +217,22 @@ def _publish_one(
     if why:
         result.problems.append(f"cannot publish {why}")
         return
-    drafts = [variant_draft(v, vs) for v in product.variants]
-    draft = ListingDraft(
+    draft = listing_draft(ctx, vendor, product, vs=vs, location=location)
+    handle = publish_handle(ctx, vendor, product)
+    entry = begin_publish(ctx, vendor, product, handle, store=store, variants=len(draft.variants))
+    try:
+        created = merchant.create_listing(draft, handle=handle)
+        record_published(
+            ctx, vendor, product, created, draft, [img.id for img in created.images], entry, handle, result
+        )
+    except VscError as exc:
+        ctx.state.journal_finish(entry, status="failed", error=str(exc))
+        result.problems.append(f"publishing {product.title!r} ({product.id}) failed: {exc}")
+
+
+def listing_draft(ctx: Context, vendor: str, product: Product, *, vs: Any, location: str | None) -> ListingDraft:
+    """The merchant listing a vendor product becomes (prices by rule, stock at `location`)."""
+    return ListingDraft(
         title=product.title,
         description_html=product.description_html,
         vendor=ctx.vendor_label(vendor),
@@ -188,46 +240,63 @@ def _publish_one(
         tags=product.tags,
         status=listing_status(product.status, vs.publish_status),
         options=product.options,
-        variants=tuple(drafts),
+        variants=tuple(variant_draft(v, vs) for v in product.variants),
         images=product.images,
         location_id=location,
     )
+
+
+def publish_handle(ctx: Context, vendor: str, product: Product) -> str:
+    """The handle to publish `product` under: the one an unfinished earlier attempt used, if any.
+
+    A publish cut short (a crash, a failed bulk line) left its handle in the journal; reusing
+    it makes the retry upsert the listing the first attempt may have made.
+    """
     key = f"publish:{vendor}:{product.id}"
-    # A publish cut short by a crash left its handle in the journal: reuse it, so the
-    # retry upserts the listing the first attempt may have made.
     earlier = [e for e in ctx.state.journal(key_like=key) if e.key == key and e.status != "done"]
     handle = (earlier[-1].detail or {}).get("handle") if earlier else None
-    handle = handle or listing_handle(vendor, product)
-    entry = ctx.state.journal_begin(
+    return handle or listing_handle(vendor, product)
+
+
+def begin_publish(ctx: Context, vendor: str, product: Product, handle: str, *, store: str, variants: int) -> int:
+    """Journal one product's publish before anything is sent."""
+    return ctx.state.journal_begin(
         pass_id=None,
         store=store,
         stream="catalog",
         kind="publish",
-        key=key,
+        key=f"publish:{vendor}:{product.id}",
         target=product.id,
-        detail={"handle": handle, "title": product.title, "variants": len(drafts)},
+        detail={"handle": handle, "title": product.title, "variants": variants},
     )
-    try:
-        created = merchant.create_listing(draft, handle=handle)
-        pairs = _pair_created(product, created)
-        available = {mv.id: d.available for (vv, mv), d in zip(pairs, drafts, strict=False)}
-        media_ids = [img.id for img in created.images]
-        with ctx.state.atomic():
-            _record_links(
-                ctx,
-                vendor,
-                product,
-                created,
-                pairs,
-                mode="published",
-                fingerprint=product_fingerprint(product, media_ids),
-                available=available,
-            )
-            ctx.state.journal_finish(entry, status="done", detail={"handle": handle, "merchant_product_id": created.id})
-    except VscError as exc:
-        ctx.state.journal_finish(entry, status="failed", error=str(exc))
-        result.problems.append(f"publishing {product.title!r} ({product.id}) failed: {exc}")
-        return
+
+
+def record_published(
+    ctx: Context,
+    vendor: str,
+    product: Product,
+    created: Product,
+    draft: ListingDraft,
+    media_ids: Sequence[str | None],
+    entry: int,
+    handle: str,
+    result: MapResult,
+) -> None:
+    """Link every variant of a listing just made, and close its journal entry, in one transaction."""
+    pairs = _pair_created(product, created)
+    available = {mv.id: d.available for (vv, mv), d in zip(pairs, draft.variants, strict=False)}
+    with ctx.state.atomic():
+        _record_links(
+            ctx,
+            vendor,
+            product,
+            created,
+            pairs,
+            mode="published",
+            fingerprint=product_fingerprint(product, list(media_ids)),
+            available=available,
+        )
+        ctx.state.journal_finish(entry, status="done", detail={"handle": handle, "merchant_product_id": created.id})
     result.linked.append(
         {
             "vendor_product_id": product.id,

@@ -83,6 +83,7 @@ class RequestRecord:
     write: bool
     operation: str | None = None
     body: Any = None
+    headers: dict[str, str] = field(default_factory=dict)
 
 
 FAULT_KINDS = frozenset(
@@ -378,7 +379,7 @@ class SandboxStore:
             body = None
         with self.lock:
             self.requests.append(
-                RequestRecord(req.method, req.path, req.query, status, self.is_write(req), operation, body)
+                RequestRecord(req.method, req.path, req.query, status, self.is_write(req), operation, body, req.headers)
             )
 
     def _pick_fault(self, req: SandboxRequest) -> Fault | None:

@@ -23,6 +23,7 @@ import itertools
 import json
 import re
 import secrets
+from collections import Counter
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
@@ -49,6 +50,7 @@ from graphql import (
 from graphql.execution.values import get_argument_values, get_directive_values, get_variable_values
 
 from vsc.sandbox.base import SandboxRequest, SandboxResponse, SandboxStore
+from vsc.sandbox.shopify_bulk import BulkOperationsMixin
 
 API_VERSION = "2026-04"
 GRAPHQL_PATH = f"/admin/api/{API_VERSION}/graphql.json"
@@ -633,7 +635,7 @@ def _locked(method: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
-class ShopifySandbox(SandboxStore):
+class ShopifySandbox(BulkOperationsMixin, SandboxStore):
     """An in-memory Shopify store behind the Admin GraphQL API 2026-04, served on loopback.
 
     Over HTTP it answers ``POST /admin/api/2026-04/graphql.json`` with the
@@ -696,6 +698,8 @@ class ShopifySandbox(SandboxStore):
         self._order_number = 0
         self._warnings: list[dict[str, Any]] = []
         self._resolvers: dict[tuple[str, str], Callable[..., Any] | None] = {}
+        self._init_bulk()
+        self.points: Counter[str] = Counter()
         self.created_at = self.clock()
         self.online_store_id = self._add_publication("Online Store")
         if location:
@@ -712,6 +716,9 @@ class ShopifySandbox(SandboxStore):
 
     # -- HTTP ---------------------------------------------------------------------------
     def handle(self, req: SandboxRequest) -> SandboxResponse:
+        staged = self.handle_bulk_http(req)
+        if staged is not None:
+            return staged
         if req.path != GRAPHQL_PATH or req.method != "POST":
             return SandboxResponse(404, {"errors": "Not Found"})
         if req.header("X-Shopify-Access-Token") != self.token:
@@ -725,6 +732,7 @@ class ShopifySandbox(SandboxStore):
         if not isinstance(body, dict) or not isinstance(body.get("query"), str) or not body["query"].strip():
             return SandboxResponse(400, {"errors": {"query": "Required parameter missing or invalid"}})
         self._run_jobs()
+        self._run_bulk()
         return SandboxResponse(200, self.execute(body["query"], body.get("variables") or {}, body.get("operationName")))
 
     def execute(
@@ -854,6 +862,9 @@ class ShopifySandbox(SandboxStore):
         }
 
     def _body(self, errors: list[dict[str, Any]], requested: int, actual: int | None) -> dict[str, Any]:
+        # What the store charged, for benchmarks: the cost asked for and the cost kept.
+        self.points["requested"] += requested
+        self.points["actual"] += actual or 0
         body: dict[str, Any] = {}
         if errors:
             body["errors"] = errors
@@ -867,6 +878,7 @@ class ShopifySandbox(SandboxStore):
         return body
 
     def _throttled(self, requested: int) -> dict[str, Any]:
+        self.points["throttled"] += 1
         return self._body(
             [{"message": "Throttled", "extensions": {"code": "THROTTLED", "documentation": THROTTLE_DOC}}],
             requested,
@@ -1090,6 +1102,7 @@ class ShopifySandbox(SandboxStore):
             "FulfillmentOrderLineItem": self.fulfillment_order_lines,
             "Fulfillment": self.fulfillments,
             "Collection": self.collections,
+            "BulkOperation": self.bulk_operations,
         }.get(kind or "")
         if table is not None:
             return table.get(gid)

@@ -22,6 +22,7 @@ from vsc.connectors.base import (
     pass_memo,
 )
 from vsc.connectors.http import StoreSession, validate_store_url
+from vsc.connectors.shopify.bulk import BulkMixin
 from vsc.connectors.shopify.client import CostLimiter, CostTooHigh, ShopifyClient
 from vsc.connectors.shopify.fulfillment import FulfillmentMixin
 from vsc.connectors.shopify.inventory import InventoryMixin
@@ -145,7 +146,7 @@ def gid(kind: str, value: str) -> str:
     raise UsageError(f"{value!r} is not a Shopify {kind} id", hint=f"Use gid://shopify/{kind}/123 or 123.")
 
 
-class ShopifyConnector(OrdersMixin, FulfillmentMixin, InventoryMixin, Connector):
+class ShopifyConnector(OrdersMixin, FulfillmentMixin, InventoryMixin, BulkMixin, Connector):
     """A Shopify store (merchant or vendor)."""
 
     platform = "shopify"
@@ -347,7 +348,8 @@ class ShopifyConnector(OrdersMixin, FulfillmentMixin, InventoryMixin, Connector)
         pairs = options or (_DEFAULT_OPTION,)
         return [{"optionName": n, "name": v} for n, v in pairs]
 
-    def create_listing(self, draft: ListingDraft, *, handle: str | None = None) -> Product:
+    def listing_input(self, draft: ListingDraft, handle: str | None) -> dict[str, Any]:
+        """The `ProductSetInput` that makes `draft` a listing (per product, or one bulk line)."""
         names = list(draft.options) or [_DEFAULT_OPTION[0]]
         values: dict[str, list[str]] = {n: [] for n in names}
         for v in draft.variants:
@@ -390,6 +392,10 @@ class ShopifyConnector(OrdersMixin, FulfillmentMixin, InventoryMixin, Connector)
         }
         if handle:
             product_input["handle"] = handle
+        return product_input
+
+    def create_listing(self, draft: ListingDraft, *, handle: str | None = None) -> Product:
+        product_input = self.listing_input(draft, handle)
         result = self.client.execute(
             "product_set",
             {"input": product_input, "identifier": {"handle": handle} if handle else None},
@@ -402,16 +408,20 @@ class ShopifyConnector(OrdersMixin, FulfillmentMixin, InventoryMixin, Connector)
         if not node:
             raise PayloadError(f"{self.name}: productSet returned no product", store=self.name)
         product = parse_product(node)
+        self.publish_listing(product.id)
+        return product
+
+    def publish_listing(self, product_id: str) -> None:
+        """Put a listing on the Online Store (a no-op on stores without one)."""
         publication = self.online_store_publication()
         if publication:
             published = self.client.execute(
                 "publishable_publish",
-                {"id": product.id, "input": [{"publicationId": publication}]},
+                {"id": product_id, "input": [{"publicationId": publication}]},
                 mutation=True,
                 idempotent=True,
             )["publishablePublish"]
             self.client.check_user_errors(published, "publishablePublish")
-        return product
 
     def update_listing(self, product_id: str, fields: dict[str, Any]) -> None:
         names = {

@@ -142,6 +142,16 @@ def differences(step: str, got: dict[str, Any], want: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def a_second_later(mall: Mall) -> None:
+    """Move every store's clock a second on, before people act on the stores again.
+
+    Passes here follow each other within milliseconds, unlike cron's minutes; platforms stamp
+    `updatedAt` in whole seconds, so an edit in the very second vsc last read an item would
+    share its stamp. (vsc's handling of that coincidence is not what this test is about.)"""
+    for store in mall.stores():
+        store.clock = lambda clock=store.clock: clock() + 1.0
+
+
 def story(cli, mall: Mall) -> dict[str, Any]:
     """The mission story; returns what the test needs to check the end state."""
     m, v = mall.merchant, mall.vendors
@@ -152,6 +162,7 @@ def story(cli, mall: Mall) -> dict[str, Any]:
     mall.merchant_variants.update({x["sku"]: x["merchant_variant_id"] for link in links for x in link["variants"]})
 
     # The vendors edit their listings: a new title, a new price on the S size.
+    a_second_later(mall)
     tees, mugs, prints = v["tees"], v["mugs"], v["prints"]
     tees.store.update_product(tees.products["TEE-S"], title="Linen Shirt (relaxed)")
     tees.store.update_variant(tees.variants["TEE-S"], price="44.00")
@@ -162,6 +173,7 @@ def story(cli, mall: Mall) -> dict[str, Any]:
     converge(cli, mall, "listing edit")
 
     # Stock moves on the vendors' side: a restock and a storefront sale each.
+    a_second_later(mall)
     sold: Counter[str] = Counter()
     restock: Counter[str] = Counter()
     for name, vendor in v.items():
@@ -174,6 +186,7 @@ def story(cli, mall: Mall) -> dict[str, Any]:
 
     # Shoppers buy on the merchant: one order from all three vendors (and the merchant's own mug),
     # one from two vendors, one from the Shopify vendor alone.
+    a_second_later(mall)
     own = m.add_product("House Mug", variants=[{"sku": "HOUSE", "price": "9.00", "available": 10}])
     lines = {
         "A": [("TEE-S", 2), ("MUG-S", 1), ("PRT-S", 1)],
@@ -194,16 +207,19 @@ def story(cli, mall: Mall) -> dict[str, Any]:
     converge(cli, mall, "orders")
 
     # The merchant edits order A's attributes, and cancels order B.
+    a_second_later(mall)
     m.update_order(
         orders["A"]["id"], note="leave at the door", shipping_address={**ADDRESS, "address1": "2 Difference Rd"}
     )
     converge(cli, mall, "attribute edit")
+    a_second_later(mall)
     m.cancel_order(orders["B"]["id"], restock=True)
     for sku, q in lines["B"]:
         sold[sku] -= q
     converge(cli, mall, "cancellation")
 
     # Squarespace cannot cancel through its API: the vendor does it in its admin after the e-mail.
+    a_second_later(mall)
     b_print = pushed_order(v["prints"], "PRT-M")
     prints.store.cancel_order(b_print["id"], restock=True)
     # The vendors ship order A (the Shopify vendor only one of its two shirts first) and order C.
@@ -217,6 +233,7 @@ def story(cli, mall: Mall) -> dict[str, Any]:
     prints.store.fulfill(a_print["id"], [{"carrier": DHL["company"], "tracking_number": DHL["number"]}])
     tees.store.fulfill_order(c_tee["id"], None, UPS2)
     converge(cli, mall, "shipments")
+    a_second_later(mall)
     tees.store.fulfill_order(a_tee["id"], None, {**UPS2, "number": "1Z004"})
     converge(cli, mall, "rest of the shipment")
     return {"sold": sold, "restock": restock, "orders": orders}

@@ -35,7 +35,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections import Counter
+from collections import Counter, deque
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -126,6 +126,7 @@ class Market:
         self.config = self.dir / "vsc.yaml"
         self.env = {**os.environ, "VSC_DB": str(self.db), "VSC_CONFIG": str(self.config)}
         self.env.pop("VSC_DEBUG", None)
+        self._offset = 0.0
         #: where `run` writes a cProfile of `vsc sync` (None: no profiling)
         self.profile: Path | None = None
         self.merchant = ShopifySandbox(shop="mall").start()  # Standard: 2,000 points, 100 a second
@@ -180,6 +181,28 @@ class Market:
             lines.append(f"concurrency: {concurrency}")
         self.config.write_text("\n".join(lines) + "\n", encoding="utf-8")
         os.chmod(self.config, 0o600)
+
+    def shift(self, seconds: float) -> None:
+        """Run every store's clock `seconds` behind: what happens now looks that old later.
+
+        The stores' rate-limit bookkeeping moves with their clocks, so budgets stay real."""
+        delta = seconds - self._offset
+        self._offset = seconds
+        for s in self.stores():
+            s.clock = (lambda: time.time() - seconds) if seconds else time.time
+            if getattr(s, "_bucket_at", None) is not None:
+                s._bucket_at -= delta
+            for name in ("_recent", "_recent_creates"):
+                if hasattr(s, name):
+                    setattr(s, name, deque(t - delta for t in getattr(s, name)))
+            if getattr(s, "_cool_down_until", None):
+                s._cool_down_until -= delta
+
+    def plan(self, restore: float, bucket: float) -> None:
+        """Set the merchant's cost budget (Standard: 100 a second, 2,000 points)."""
+        self.merchant.restore_rate = restore
+        self.merchant.maximum_available = bucket
+        self.merchant._bucket = min(self.merchant._bucket, bucket)
 
     def stores(self) -> list[Any]:
         return [self.merchant, *(v.store for v in self.vendors)]
@@ -288,6 +311,9 @@ def main() -> None:
     ap.add_argument("--change", type=float, default=1.0, help="percent of vendor variants whose stock changes")
     ap.add_argument("--concurrency", type=int, default=None, help="the `concurrency` setting (default: vsc's)")
     ap.add_argument("--seed", type=int, default=7)
+    ap.add_argument(
+        "--standard-settle", action="store_true", help="run the settling pass at Standard limits too (slow)"
+    )
     ap.add_argument("--profile", metavar="FILE", help="write a cProfile of the idle pass to FILE")
     ap.add_argument("--operations", action="store_true", help="list the requests of each phase by operation")
     ap.add_argument("--json", action="store_true", help="print the raw numbers as JSON too")
@@ -299,10 +325,17 @@ def main() -> None:
     print(f"built {args.vendors} vendors in {time.perf_counter() - t0:.0f} s", file=sys.stderr)
     phases: list[Phase] = []
     try:
+        # The setup happens "an hour ago" on the stores' clocks, so the steady passes below see
+        # it as the past, as they would in production, not as changes inside the overlap window.
+        market.shift(3600)
         phases.append(market.run("first publish", [["map", "add", v.name, "--all", "--yes"] for v in market.vendors]))
         links = market.links()
         print(f"published: {len(links)} links", file=sys.stderr)
+        if not args.standard_settle:
+            market.plan(1000, 20000)  # Plus, to save time: the settling pass is setup, not a target
         phases.append(market.run("settling pass", [["sync", "--json"]]))
+        market.plan(100, 2000)
+        market.shift(0)
         time.sleep(1.1)  # later changes are strictly after the cursors
         if args.profile:
             market.profile = Path(args.profile)

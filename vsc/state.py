@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -694,6 +694,20 @@ class State:
             args.append(vendor)
         rows = self.db["variant_links"].rows_where(" AND ".join(where) or None, args, order_by="id")
         return [self._vlink(r) for r in rows]
+
+    def variant_links_where(self, column: str, values: Iterable[Any]) -> list[VariantLink]:
+        """The variant links whose `column` (product_link_id, merchant_variant_id, ...) is one of
+        `values`: a pass reads only the links a change touches, not a vendor's whole catalog."""
+        if column not in ("product_link_id", "merchant_variant_id", "vendor_variant_id"):
+            raise ValueError(column)
+        wanted = list(dict.fromkeys(values))
+        out: list[VariantLink] = []
+        for i in range(0, len(wanted), 500):
+            chunk = wanted[i : i + 500]
+            marks = ", ".join("?" for _ in chunk)
+            rows = self.db["variant_links"].rows_where(f"{column} IN ({marks})", chunk, order_by="id")
+            out += [self._vlink(r) for r in rows]
+        return out
 
     def variant_link_by_merchant_variant(self, merchant_variant_id: str) -> VariantLink | None:
         rows = list(self.db["variant_links"].rows_where("merchant_variant_id = ?", [merchant_variant_id]))

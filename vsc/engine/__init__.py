@@ -190,8 +190,10 @@ def plan_catalog(ctx: Context, vendor: str, dry_run: bool) -> CatalogPlan | None
     )
     ctx.cache.pop(f"catalog-read:{vendor}", None)
     deleted = catalog.settle_read(ctx, vendor, changed, deleted)
+    # Only the links of products that changed: an idle vendor costs no catalog-sized read.
+    touched = [link.id for link in links if link.vendor_product_id in changed or link.vendor_product_id in deleted]
     vlinks: dict[int, list[Any]] = {}
-    for v in state.variant_links(vendor=vendor):
+    for v in state.variant_links_where("product_link_id", touched):
         vlinks.setdefault(v.product_link_id, []).append(v)
     actions = catalog.plan_vendor(ctx.settings, vendor, merchant, links, vlinks, changed, deleted)
     actions += catalog.unreadable_actions(ctx, vendor, merchant, links)

@@ -112,7 +112,9 @@ class Brakes:
         Raises `BrakeEngaged` when a brake stops the vendor (in a dry run the finding is
         only recorded, so the plan still shows).
         """
-        if self.force:
+        if self.force or (not empty_read and not any(a.is_destructive for a in actions)):
+            # (Nothing destructive: what was counted for this vendor so far is unchanged, and was
+            # already found within bounds.)
             self._approved.update(id(a) for a in actions)
             return
         settings = self.ctx.settings

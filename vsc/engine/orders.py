@@ -848,8 +848,6 @@ def run(ctx: Any, vendor: str, pass_id: int | None, dry_run: bool) -> list[Actio
         return []
     merchant = ctx.merchant_row().name
     now = ctx.now()
-    # Every vendor's links, read once per pass (orders hold lines of several vendors).
-    vlinks = ctx.once("orders-variant-links", lambda: {v.merchant_variant_id: v for v in state.variant_links()})
     orders = merchant_orders(ctx, since)
     vs = ctx.settings.vendor(vendor)
     connector = ctx.connector(vendor)
@@ -860,6 +858,7 @@ def run(ctx: Any, vendor: str, pass_id: int | None, dry_run: bool) -> list[Actio
             got = ctx.merchant().get_order(order_id)
             if got is not None:
                 orders[order_id] = got
+    vlinks = _ordered_links(ctx, orders.values())
     actions: list[Action] = []
     for order in sorted(orders.values(), key=lambda o: (o.updated_at or now, o.id)):
         if order.updated_at and order.updated_at < since and order.id not in open_links:
@@ -902,6 +901,18 @@ def run(ctx: Any, vendor: str, pass_id: int | None, dry_run: bool) -> list[Actio
     if not failed:
         state.set_cursor(vendor, STREAM, now)
     return actions
+
+
+def _ordered_links(ctx: Any, orders: Any) -> dict[str, VariantLink]:
+    """The links of the merchant variants these orders hold, of every vendor (orders mix vendors'
+    lines). Each variant is looked up once per pass, not the whole catalog on every pass."""
+    known: dict[str, VariantLink | None] = ctx.cache.setdefault("orders-variant-links", {})
+    ids = {line.variant_id for order in orders for line in order.line_items if line.variant_id}
+    missing = ids - set(known)
+    if missing:
+        found = {v.merchant_variant_id: v for v in ctx.state.variant_links_where("merchant_variant_id", missing)}
+        known.update({i: found.get(i) for i in missing})
+    return {i: v for i in ids if (v := known.get(i)) is not None}
 
 
 def unapplied_quantities(state: Any, vendor: str) -> dict[str, int]:

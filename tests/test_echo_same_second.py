@@ -1,23 +1,21 @@
-"""Known bug, found by tests/test_faults.py: a merchant stock edit in the very second vsc last read
-the item back is taken for vsc's own echo and never corrected.
+"""Found by tests/test_faults.py: a merchant stock edit in the very second vsc last read the item
+back must not be taken for vsc's own echo.
 
 Shopify stamps `updatedAt` in whole seconds. vsc remembers the `updatedAt` it read an item back
 with and skips the item while its `updatedAt` is no later (vsc.engine.inventory._echo). An edit
 in that same second (by hand, or Shopify restocking a cancelled order) keeps the same stamp, so
-no pass reads the item again: the merchant keeps advertising stock the vendor does not have.
-The fix belongs in the inventory stream's echo skipping; this test turns green with it.
+no pass would read the item again: the merchant would keep advertising stock the vendor does not
+have. vsc therefore remembers a stamp only when it is earlier than the second the store answered
+in (its `Date` header); otherwise it reads the item again on the next pass.
 """
 
 from __future__ import annotations
 
 import time
 
-import pytest
-
 from tests.marketplace import open_market
 
 
-@pytest.mark.xfail(strict=True, reason="an edit in the second of vsc's last read-back is skipped as an echo")
 def test_a_hand_edit_in_the_second_vsc_last_read_the_item_is_not_taken_for_an_echo(cli, monkeypatch):
     m = open_market("shopify", cli, monkeypatch)
     try:

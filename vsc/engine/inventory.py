@@ -326,7 +326,7 @@ def plan_vendor(ctx: Any, vendor: str, dry_run: bool) -> StockPlan | None:
         for v in vlinks:
             item = v.merchant_inventory_item_id
             if item in merchant_now and merchant_now[item] is not None and v.id not in planned:
-                seen_at = levels[item][1] or changed_here.get(item)
+                seen_at = levels[item][1]  # only a settled stamp (see levels_at)
                 state.update_variant_link(
                     v.id,
                     merchant_available=merchant_now[item],

@@ -195,6 +195,10 @@ class _Handler(BaseHTTPRequestHandler):
     # a keep-alive client's delayed ACK holds the body back ~40 ms on every request.
     disable_nagle_algorithm = True
 
+    def date_time_string(self, timestamp: float | None = None) -> str:
+        # The `Date` header tells the store's own time, as a real server's does (tests move it).
+        return super().date_time_string(self.server.store.clock() if timestamp is None else timestamp)
+
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
         return None
 

@@ -16,6 +16,8 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
+from datetime import datetime
+from email.utils import parsedate_to_datetime
 from functools import cache
 from importlib import resources
 from typing import Any
@@ -102,6 +104,8 @@ class ShopifyClient:
         # The cost a document asked for last time: the best estimate of the next call.
         self._costs: dict[str, float] = {}
         self._peaks: dict[str, float] = {}
+        #: the `Date` of the store's last answer
+        self.server_time: datetime | None = None
 
     def _fail(self, message: str, **kw: Any) -> ApiError:
         return ApiError(f"{self.session.store}: {message}", store=self.session.store, platform="shopify", **kw)
@@ -157,6 +161,10 @@ class ShopifyClient:
             if response.status_code >= 400:
                 raise self._fail(f"HTTP {response.status_code}: {_short(response.text)}", status=response.status_code)
             try:
+                # The store's own time (whole seconds): what a read of `updatedAt` can be trusted
+                # against (a change stamped in the very second of the read may still be followed
+                # by another with the same stamp).
+                self.server_time = _http_date(response.headers.get("Date")) or self.server_time
                 payload = response.json()
             except ValueError:
                 raise PayloadError(
@@ -235,3 +243,12 @@ class ShopifyClient:
 def _short(text: str, limit: int = 300) -> str:
     text = " ".join(text.split())
     return text if len(text) <= limit else text[:limit] + "…"
+
+
+def _http_date(value: str | None) -> datetime | None:
+    if not value:
+        return None
+    try:
+        return parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None

@@ -158,14 +158,20 @@ class InventoryMixin:
         return {k: v for k, (v, _) in self.levels_at(item_ids, location_id).items()}
 
     def levels_at(self, item_ids: Sequence[str], location_id: str) -> dict[str, tuple[int | None, datetime | None]]:
-        """`available` at one location (None: not stocked there) and `updatedAt` of inventory items."""
+        """`available` at one location (None: not stocked there) of inventory items, and their
+        `updatedAt` when it is settled: earlier than the second the store answered in (Shopify
+        stamps whole seconds, so a change in the very second of the read could follow unseen
+        with the same stamp; None then, and the item is read again later)."""
         out: dict[str, tuple[int | None, datetime | None]] = {}
         ids = list(item_ids)
         for i in range(0, len(ids), 100):
             nodes = self.client.execute("inventory_at", {"ids": ids[i : i + 100], "locationId": location_id})["nodes"]
+            answered = self.client.server_time
             for node in nodes:
                 if node and node.get("id"):
-                    out[node["id"]] = (_available(node.get("inventoryLevel")), _dt(node.get("updatedAt")))
+                    updated = _dt(node.get("updatedAt"))
+                    settled = updated if updated and answered and updated < answered.replace(microsecond=0) else None
+                    out[node["id"]] = (_available(node.get("inventoryLevel")), settled)
         return out
 
     # -- writing -----------------------------------------------------------------------

@@ -960,9 +960,12 @@ class State:
         return parse_iso(rows[0]["value"]) if rows else None
 
     def set_cursor(self, store: str, stream: str, value: datetime) -> None:
-        self.db["cursors"].upsert(
-            {"store": store, "stream": stream, "value": iso(value), "updated_at": iso(now_utc())},
-            pk=("store", "stream"),
+        # Plain SQL: a pass moves hundreds of cursors, and sqlite-utils' upsert inspects the
+        # schema on every call.
+        self.db.execute(
+            "INSERT INTO cursors (store, stream, value, updated_at) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT (store, stream) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
+            [store, stream, iso(value), iso(now_utc())],
         )
 
     def store_facts(self, store: str, *, max_age: timedelta) -> dict[str, Any]:

@@ -211,15 +211,16 @@ def apply_catalog(ctx: Context, plans: Sequence[CatalogPlan], pass_id: int | Non
         for q in queues:
             if i < len(q):
                 execute(ctx, q[i], pass_id, catalog.apply_action)
-    for p in plans:
-        failed_stamps = []
-        for action in p.actions:
-            if action.status == "failed":
-                product = p.changed.get(p.by_link[action.link_id].vendor_product_id) if action.link_id else None
-                failed_stamps.append(product.updated_at if product else None)
-        ctx.state.set_cursor(p.vendor, catalog.STREAM, catalog.cursor_after(p.now, failed_stamps, p.old))
-        if p.swept:
-            ctx.state.set_cursor(p.vendor, "catalog-sweep", p.now)
+    with ctx.state.atomic():  # one commit for all the vendors' cursors, not one each
+        for p in plans:
+            failed_stamps = []
+            for action in p.actions:
+                if action.status == "failed":
+                    product = p.changed.get(p.by_link[action.link_id].vendor_product_id) if action.link_id else None
+                    failed_stamps.append(product.updated_at if product else None)
+            ctx.state.set_cursor(p.vendor, catalog.STREAM, catalog.cursor_after(p.now, failed_stamps, p.old))
+            if p.swept:
+                ctx.state.set_cursor(p.vendor, "catalog-sweep", p.now)
 
 
 def run_catalog(ctx: Context, vendor: str, pass_id: int | None, dry_run: bool) -> list[Action]:

@@ -344,9 +344,10 @@ def apply_plans(ctx: Any, plans: Sequence[StockPlan], pass_id: int | None) -> No
     actions = [a for p in plans for a in p.actions]
     by_id = {k: v for p in plans for k, v in p.by_id.items()}
     failed = apply_all(ctx, actions, pass_id, by_id)
-    for p in plans:
-        if p.vendor not in failed:
-            ctx.state.set_cursor(p.vendor, STREAM, p.now)
+    with ctx.state.atomic():  # one commit for all the vendors' cursors, not one each
+        for p in plans:
+            if p.vendor not in failed:
+                ctx.state.set_cursor(p.vendor, STREAM, p.now)
 
 
 def apply_all(ctx: Any, actions: list[Action], pass_id: int | None, by_id: dict[int, VariantLink]) -> set[str]:

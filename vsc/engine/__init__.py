@@ -223,17 +223,6 @@ def apply_catalog(ctx: Context, plans: Sequence[CatalogPlan], pass_id: int | Non
                 ctx.state.set_cursor(p.vendor, "catalog-sweep", p.now)
 
 
-def run_catalog(ctx: Context, vendor: str, pass_id: int | None, dry_run: bool) -> list[Action]:
-    """One catalog pass for one vendor (the engine plans every vendor, then writes in turn)."""
-    ctx.prefetch(prefetch_catalog(ctx, [vendor]))
-    plan = plan_catalog(ctx, vendor, dry_run)
-    if plan is None:
-        return []
-    if not dry_run:
-        apply_catalog(ctx, [plan], pass_id)
-    return plan.actions
-
-
 #: streams planned vendor by vendor and written together: (plan one vendor, write all plans)
 STAGED: dict[str, tuple[Callable[[Context, str, bool], Any], Callable[[Context, Any, int | None], None]]] = {
     "catalog": (plan_catalog, apply_catalog),
@@ -241,10 +230,9 @@ STAGED: dict[str, tuple[Callable[[Context, str, bool], Any], Callable[[Context, 
 }
 
 
+#: streams run vendor by vendor, each vendor's writes right after its plan
 RUNNERS: dict[str, Callable[[Context, str, int | None, bool], list[Action]]] = {
-    "catalog": run_catalog,
     "orders": orders.run,
-    "inventory": inventory.run,
     "tracking": tracking.run,
 }
 

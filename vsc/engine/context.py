@@ -126,11 +126,6 @@ class Context:
             for key, future in futures.items():
                 self.cache[key] = future.result()
 
-    def open_connectors(self, names: list[str]) -> None:
-        """Open these stores' connectors now, on this thread (before reads run on others)."""
-        for name in names:
-            self.connector(name)
-
     def merchant_row(self) -> StoreRow:
         row = self.state.merchant()
         if row is None:

@@ -174,7 +174,6 @@ class StockPlan:
 
     vendor: str
     actions: list[Action]
-    by_id: dict[int, VariantLink]
     now: datetime
 
 
@@ -237,18 +236,6 @@ def _echo(link: VariantLink, changed_at: datetime | None) -> bool:
     return seen is not None and changed_at <= seen
 
 
-def run(ctx: Any, vendor: str, pass_id: int | None, dry_run: bool) -> list[Action]:
-    """One inventory pass for one vendor (the engine runs `plan_vendor` for every vendor, then
-    `apply_plans` once, so the merchant's writes carry several vendors' items)."""
-    ctx.prefetch(prefetch(ctx, [vendor]))
-    plan_ = plan_vendor(ctx, vendor, dry_run)
-    if plan_ is None:
-        return []
-    if not dry_run:
-        apply_plans(ctx, [plan_], pass_id)
-    return plan_.actions
-
-
 def plan_vendor(ctx: Any, vendor: str, dry_run: bool) -> StockPlan | None:
     """Read (or take the prefetched read of) one vendor's stock and plan its merchant writes.
 
@@ -306,9 +293,8 @@ def plan_vendor(ctx: Any, vendor: str, dry_run: bool) -> StockPlan | None:
     # stock, is stopped here, before any write (vsc.engine.brakes).
     full_read = since is None or getattr(ctx.connector(vendor), "changed_stock", None) is None
     brakes.review(ctx, vendor, actions, stream=STREAM, empty_read=full_read and not fresh)
-    by_id = {v.id: v for v in vlinks}
     if dry_run:
-        return StockPlan(vendor, actions, by_id, now)
+        return StockPlan(vendor, actions, now)
     # What vsc read of the vendor is kept, so later passes plan from it without reading again.
     by_vendor_id: dict[str, list[VariantLink]] = {}
     for v in vlinks:
@@ -333,7 +319,7 @@ def plan_vendor(ctx: Any, vendor: str, dry_run: bool) -> StockPlan | None:
                     merchant_location_id=location,
                     **({"merchant_stock_at": iso(seen_at)} if seen_at else {}),
                 )
-    return StockPlan(vendor, actions, by_id, now)
+    return StockPlan(vendor, actions, now)
 
 
 def apply_plans(ctx: Any, plans: Sequence[StockPlan], pass_id: int | None) -> None:
@@ -341,16 +327,14 @@ def apply_plans(ctx: Any, plans: Sequence[StockPlan], pass_id: int | None) -> No
     items of all vendors mixed (so the merchant's writes are at their floor however the changes
     spread over vendors), journaled per item; each vendor whose writes all went through moves
     its cursor."""
-    actions = [a for p in plans for a in p.actions]
-    by_id = {k: v for p in plans for k, v in p.by_id.items()}
-    failed = apply_all(ctx, actions, pass_id, by_id)
+    failed = apply_all(ctx, [a for p in plans for a in p.actions], pass_id)
     with ctx.state.atomic():  # one commit for all the vendors' cursors, not one each
         for p in plans:
             if p.vendor not in failed:
                 ctx.state.set_cursor(p.vendor, STREAM, p.now)
 
 
-def apply_all(ctx: Any, actions: list[Action], pass_id: int | None, by_id: dict[int, VariantLink]) -> set[str]:
+def apply_all(ctx: Any, actions: list[Action], pass_id: int | None) -> set[str]:
     """Send the stock writes: activations one by one, quantities 250 a call, journaled per item.
     Returns the vendors with a write that failed."""
     from vsc.connectors.shopify.inventory import QuantityWrite
@@ -393,7 +377,7 @@ def apply_all(ctx: Any, actions: list[Action], pass_id: int | None, by_id: dict[
         }
         try:
             first = merchant.set_available(list(writes.values()), key=f"pass:{pass_id}")
-            stale = {w.item_id for w in first.stale}
+            stale = {w.item_id for w in first}
             retry = [a for a in batch if a.detail["item"] in stale]
             still: set[str] = set()
             for location in sorted({a.detail["location"] for a in retry}):
@@ -412,7 +396,7 @@ def apply_all(ctx: Any, actions: list[Action], pass_id: int | None, by_id: dict[
                     ],
                     key=f"pass:{pass_id}:again:{location}",
                 )
-                still |= {w.item_id for w in second.stale}
+                still |= {w.item_id for w in second}
         except Exception as exc:  # the store failed this batch: each of its items is reported
             message = str(exc)
             for a in batch:

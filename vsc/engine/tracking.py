@@ -673,7 +673,7 @@ def prefetch(ctx: Any, vendors: Sequence[str]) -> dict[str, Any]:
 
 
 def run(ctx: Any, vendor: str, pass_id: int | None, dry_run: bool) -> list[Action]:
-    """One pass of the tracking stream for one vendor (shape of `engine.run_catalog`)."""
+    """One pass of the tracking stream for one vendor."""
     from vsc.engine import catalog, execute
 
     state = ctx.state

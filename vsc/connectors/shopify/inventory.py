@@ -38,15 +38,6 @@ class QuantityWrite:
     change_from: int | None
 
 
-@dataclass(frozen=True)
-class StockWrites:
-    """What `set_available` did: the writes refused as stale, and when the store applied the rest
-    (its own clock, as the items' `updatedAt` will show it)."""
-
-    stale: list[QuantityWrite]
-    at: datetime | None
-
-
 def _key(*parts: object) -> str:
     return hashlib.sha256("|".join(str(p) for p in parts).encode()).hexdigest()[:48]
 
@@ -190,12 +181,10 @@ class InventoryMixin:
         )["inventoryActivate"]
         self.client.check_user_errors(result, "inventoryActivate")
 
-    def set_available(self, writes: Sequence[QuantityWrite], *, key: str) -> StockWrites:
+    def set_available(self, writes: Sequence[QuantityWrite], *, key: str) -> list[QuantityWrite]:
         """Compare-and-set `available`, up to 250 a call. Returns the writes refused as stale (their
-        batch changed nothing: re-read and plan them again) and the store's time of the last
-        applied batch; other refusals raise `UserErrors`."""
+        batch changed nothing: re-read and plan them again); other refusals raise `UserErrors`."""
         stale: list[QuantityWrite] = []
-        at: datetime | None = None
         for i in range(0, len(writes), BATCH):
             batch = list(writes[i : i + BATCH])
             quantities = [
@@ -229,9 +218,7 @@ class InventoryMixin:
                     stale += batch
                     continue
                 raise
-            group = result.get("inventoryAdjustmentGroup") or {}
-            at = _dt(group.get("createdAt")) or at
-        return StockWrites(stale, at)
+        return stale
 
     def adjust_stock(self, deltas: Sequence[tuple[VariantRef, int]], *, key: str) -> None:
         """Move a vendor's stock by deltas once per `key`: a sale comes out of the counted location

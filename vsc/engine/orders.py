@@ -806,33 +806,28 @@ def watch_vendor_orders(vendor: str, links: Sequence[OrderLink], vendor_orders: 
             continue
         name = link.vendor_order_name or link.vendor_order_id
         if link.state == "cancel_requested":
-            actions.append(
-                Action(
-                    stream=STREAM,
-                    kind="forget",
-                    store=vendor,
-                    vendor=vendor,
-                    write=False,
-                    target=link.merchant_order_id,
-                    detail={"link_id": link.id, "state": "cancelled"},
-                    summary=f"{vendor} cancelled order {name} as requested",
-                )
-            )
+            new_state, summary = "cancelled", f"{vendor} cancelled order {name} as requested"
         elif link.state == "pushed":
-            actions.append(
-                Action(
-                    stream=STREAM,
-                    kind="forget",
-                    store=vendor,
-                    vendor=vendor,
-                    write=False,
-                    target=link.merchant_order_id,
-                    detail={"link_id": link.id, "state": "vendor_cancelled"},
-                    summary=f"conflict: {vendor} cancelled its order {name} for marketplace order "
-                    f"{link.merchant_order_name}, which is still open on the merchant store; the "
-                    "vendor's stock follows its own cancellation",
-                )
+            new_state, summary = (
+                "vendor_cancelled",
+                f"conflict: {vendor} cancelled its order {name} for marketplace order "
+                f"{link.merchant_order_name}, which is still open on the merchant store; the "
+                "vendor's stock follows its own cancellation",
             )
+        else:
+            continue
+        actions.append(
+            Action(
+                stream=STREAM,
+                kind="forget",
+                store=vendor,
+                vendor=vendor,
+                write=False,
+                target=link.merchant_order_id,
+                detail={"link_id": link.id, "state": new_state},
+                summary=summary,
+            )
+        )
     return actions
 
 

@@ -243,6 +243,17 @@ def _m0005(db: sqlite_utils.Database) -> None:
     db["stores"].add_column("insecure_tls", int)
 
 
+@migrations(name="0006_stock_seen")
+def _m0006(db: sqlite_utils.Database) -> None:
+    # Whether vsc has read a variant's vendor stock, once a key of the fingerprint: a column of
+    # its own lets a pass plan stock without decoding every link's fingerprint.
+    db["variant_links"].add_column("stock_seen", int, not_null_default=0)
+    db.execute(
+        "UPDATE variant_links SET stock_seen = 1, fingerprint = json_remove(fingerprint, '$.stock_seen')"
+        " WHERE json_extract(fingerprint, '$.stock_seen')"
+    )
+
+
 def now_utc() -> datetime:
     return datetime.now(UTC)
 
@@ -333,6 +344,33 @@ class VariantLink:
     merchant_location_id: str | None = None
     #: the merchant item's updatedAt when vsc last wrote or read its quantity (ISO text)
     merchant_stock_at: str | None = None
+    #: whether vsc has read this variant's stock from the vendor at least once
+    stock_seen: bool = False
+
+    def __getattr__(self, name: str) -> Any:
+        # Links loaded by State carry their fingerprint as JSON text, decoded on first use: the
+        # stock stream loads every link each pass and never looks at it (decoding was the
+        # biggest part of loading 50,000 links).
+        if name == "fingerprint" and "_fingerprint_json" in self.__dict__:
+            value = _loads(self.__dict__["_fingerprint_json"]) or {}
+            self.__dict__["fingerprint"] = value
+            return value
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
+
+_VLINK_FIELDS = tuple(f if f != "fingerprint" else "_fingerprint_json" for f in VariantLink.__dataclass_fields__)
+_VLINK_COLUMNS = ", ".join(f.lstrip("_").removesuffix("_json") for f in _VLINK_FIELDS)
+
+
+def _vlink_from_row(row: Sequence[Any]) -> VariantLink:
+    """A VariantLink from its columns in `_VLINK_FIELDS` order, its fingerprint left as JSON
+    until used (see VariantLink.__getattr__). Filling the instance dict directly skips the
+    frozen dataclass's per-field object.__setattr__ (the instance is still frozen to its users);
+    every pass builds one per linked variant."""
+    link = object.__new__(VariantLink)
+    link.__dict__.update(zip(_VLINK_FIELDS, row, strict=True))
+    link.__dict__["stock_seen"] = bool(link.stock_seen)
+    return link
 
 
 @dataclass(frozen=True)
@@ -406,6 +444,9 @@ class State:
 
     def __init__(self, db: sqlite_utils.Database, path: Path) -> None:
         self.db = db
+        #: during a pass (`pass_cursors`): every cursor, read once, and the moves not yet written
+        self._cursors: dict[tuple[str, str], str | None] | None = None
+        self._cursor_moves: dict[tuple[str, str], str | None] = {}
         self.path = path
 
     # -- opening -------------------------------------------------------------
@@ -568,24 +609,13 @@ class State:
 
     @staticmethod
     def _vlink(r: dict[str, Any]) -> VariantLink:
-        return VariantLink(
-            id=r["id"],
-            product_link_id=r["product_link_id"],
-            vendor=r["vendor"],
-            vendor_product_id=r["vendor_product_id"],
-            vendor_variant_id=r["vendor_variant_id"],
-            merchant_product_id=r["merchant_product_id"],
-            merchant_variant_id=r["merchant_variant_id"],
-            merchant_inventory_item_id=r["merchant_inventory_item_id"],
-            sku=r["sku"],
-            barcode=r["barcode"],
-            state=r["state"],
-            fingerprint=_loads(r["fingerprint"]) or {},
-            merchant_available=r["merchant_available"],
-            vendor_available=r.get("vendor_available"),
-            merchant_location_id=r.get("merchant_location_id"),
-            merchant_stock_at=r.get("merchant_stock_at"),
-        )
+        return _vlink_from_row(tuple(r.get(c) for c in _VLINK_COLUMNS.split(", ")))
+
+    def _vlinks(self, where: str, args: Sequence[Any]) -> list[VariantLink]:
+        """Variant links straight from the sqlite3 cursor: a pass loads tens of thousands of them,
+        and sqlite-utils' dict rows plus the frozen dataclass's __init__ cost ~4x this."""
+        sql = f"SELECT {_VLINK_COLUMNS} FROM variant_links WHERE {where} ORDER BY id"
+        return [_vlink_from_row(row) for row in self.db.conn.execute(sql, list(args))]
 
     def add_product_link(
         self,
@@ -682,7 +712,7 @@ class State:
             )
             .last_pk
         )
-        return self._vlink(self.db["variant_links"].get(pk))
+        return self._vlinks("id = ?", [pk])[0]
 
     def variant_links(self, *, product_link_id: int | None = None, vendor: str | None = None) -> list[VariantLink]:
         where, args = [], []
@@ -692,8 +722,7 @@ class State:
         if vendor is not None:
             where.append("vendor = ?")
             args.append(vendor)
-        rows = self.db["variant_links"].rows_where(" AND ".join(where) or None, args, order_by="id")
-        return [self._vlink(r) for r in rows]
+        return self._vlinks(" AND ".join(where) or "1", args)
 
     def variant_links_where(self, column: str, values: Iterable[Any]) -> list[VariantLink]:
         """The variant links whose `column` (product_link_id, merchant_variant_id, ...) is one of
@@ -705,19 +734,16 @@ class State:
         for i in range(0, len(wanted), 500):
             chunk = wanted[i : i + 500]
             marks = ", ".join("?" for _ in chunk)
-            rows = self.db["variant_links"].rows_where(f"{column} IN ({marks})", chunk, order_by="id")
-            out += [self._vlink(r) for r in rows]
+            out += self._vlinks(f"{column} IN ({marks})", chunk)
         return out
 
     def variant_link_by_merchant_variant(self, merchant_variant_id: str) -> VariantLink | None:
-        rows = list(self.db["variant_links"].rows_where("merchant_variant_id = ?", [merchant_variant_id]))
-        return self._vlink(rows[0]) if rows else None
+        rows = self._vlinks("merchant_variant_id = ?", [merchant_variant_id])
+        return rows[0] if rows else None
 
     def variant_link_by_vendor_variant(self, vendor: str, vendor_variant_id: str) -> VariantLink | None:
-        rows = list(
-            self.db["variant_links"].rows_where("vendor = ? AND vendor_variant_id = ?", [vendor, vendor_variant_id])
-        )
-        return self._vlink(rows[0]) if rows else None
+        rows = self._vlinks("vendor = ? AND vendor_variant_id = ?", [vendor, vendor_variant_id])
+        return rows[0] if rows else None
 
     def update_variant_link(self, link_id: int, **values: Any) -> None:
         if "fingerprint" in values:
@@ -956,17 +982,60 @@ class State:
 
     # -- cursors -------------------------------------------------------------
     def cursor(self, store: str, stream: str) -> datetime | None:
-        rows = list(self.db["cursors"].rows_where("store = ? AND stream = ?", [store, stream]))
-        return parse_iso(rows[0]["value"]) if rows else None
+        if self._cursors is not None:
+            return parse_iso(self._cursors.get((store, stream)))
+        row = self.db.execute("SELECT value FROM cursors WHERE store = ? AND stream = ?", [store, stream]).fetchone()
+        return parse_iso(row[0]) if row else None
 
     def set_cursor(self, store: str, stream: str, value: datetime) -> None:
-        # Plain SQL: a pass moves hundreds of cursors, and sqlite-utils' upsert inspects the
-        # schema on every call.
-        self.db.execute(
-            "INSERT INTO cursors (store, stream, value, updated_at) VALUES (?, ?, ?, ?) "
-            "ON CONFLICT (store, stream) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
-            [store, stream, iso(value), iso(now_utc())],
-        )
+        if self._cursors is not None:
+            self._cursors[(store, stream)] = self._cursor_moves[(store, stream)] = iso(value)
+            return
+        self._write_cursors({(store, stream): iso(value)})
+
+    def clear_cursor(self, store: str, stream: str) -> None:
+        """Forget a stream's cursor: its next pass reads everything again (`vsc reconcile --fix`)."""
+        if self._cursors is not None:
+            self._cursors[(store, stream)] = self._cursor_moves[(store, stream)] = None
+            return
+        self._write_cursors({(store, stream): None})
+
+    def _write_cursors(self, moves: dict[tuple[str, str], str | None]) -> None:
+        # Plain SQL in one transaction: a pass moves hundreds of cursors (sqlite-utils' upsert
+        # inspects the schema on every call, and each commit is an fsync).
+        stamp = iso(now_utc())
+        with self.atomic():
+            for (store, stream), value in moves.items():
+                if value is None:
+                    self.db.execute("DELETE FROM cursors WHERE store = ? AND stream = ?", [store, stream])
+                    continue
+                self.db.execute(
+                    "INSERT INTO cursors (store, stream, value, updated_at) VALUES (?, ?, ?, ?) ON CONFLICT "
+                    "(store, stream) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
+                    [store, stream, value, stamp],
+                )
+
+    @contextmanager
+    def pass_cursors(self) -> Iterator[None]:
+        """The cursors of one pass: read at once when it starts, moved in memory as its streams
+        finish their work, written by `flush_cursors` (after each stream) and when it ends, even
+        by an error. A cursor is only where the next read starts, so one written late only
+        means a little more read again after a crash; never work lost or done twice."""
+        self._cursors = {(r[0], r[1]): r[2] for r in self.db.execute("SELECT store, stream, value FROM cursors")}
+        self._cursor_moves = {}
+        try:
+            yield
+        finally:
+            try:
+                self.flush_cursors()
+            finally:
+                self._cursors = None
+
+    def flush_cursors(self) -> None:
+        """Write the cursor moves made since the last flush, in one transaction."""
+        moves, self._cursor_moves = self._cursor_moves, {}
+        if moves:
+            self._write_cursors(moves)
 
     def store_facts(self, store: str, *, max_age: timedelta) -> dict[str, Any]:
         """What was learnt about a store (its locations, API abilities), if read within `max_age`."""
@@ -985,6 +1054,7 @@ class State:
         self.db["store_facts"].delete_where("store = ?", [store])
 
     def cursors(self) -> list[dict[str, Any]]:
+        self.flush_cursors()
         return list(self.db["cursors"].rows_where(order_by="store, stream"))
 
     # -- passes and journal --------------------------------------------------
@@ -1256,10 +1326,6 @@ class State:
         for r in self.db["brakes"].rows_where(order_by="vendor"):
             out[r["vendor"]] = {**r, "detail": _loads(r["detail"]) or {}}
         return out
-
-    def clear_cursor(self, store: str, stream: str) -> None:
-        """Forget a stream's cursor: its next pass reads everything again (`vsc reconcile --fix`)."""
-        self.db["cursors"].delete_where("store = ? AND stream = ?", [store, stream])
 
     def release_brake(self, vendor: str) -> bool:
         """Release a vendor's brake; True if one was engaged."""

@@ -24,8 +24,10 @@ rules below hold for every platform:
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import logging
+import os
 import random
 import time
 import warnings
@@ -137,6 +139,14 @@ def redact_headers(headers: Mapping[str, str]) -> dict[str, str]:
     return {k: ("***" if k.lower() in SECRET_HEADERS else v) for k, v in headers.items()}
 
 
+@functools.cache
+def _proxy_variables() -> bool:
+    """Whether the environment names any proxy (http_proxy, HTTPS_PROXY, all_proxy, no_proxy...).
+    Looked up once: finding a store's proxies walks the whole environment, and most machines
+    have none to find."""
+    return any(name.lower().endswith("_proxy") for name in os.environ)
+
+
 class StoreSession:
     """HTTP to one store. Connectors call `request`; tests read `stats`."""
 
@@ -179,25 +189,43 @@ class StoreSession:
             )
         self.stats: Counter[str] = Counter()
         self._http = requests.Session()
+        # requests re-reads the environment on every request of a session that trusts it
+        # (proxies and no_proxy, netrc, REQUESTS_CA_BUNDLE): a walk over every variable, twice.
+        # With a secret per vendor in the environment that was most of a 200-vendor pass's CPU,
+        # so it is read once here, for this store's URL, and the session stops looking.
+        self._http.trust_env = False
+        if _proxy_variables():
+            self._http.proxies.update(requests.utils.get_environ_proxies(self.base_url))
+        self._verify = verify
+        if verify is True:
+            self._verify = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or True
         self._http.headers["User-Agent"] = USER_AGENT
         self._http.headers["Accept"] = "application/json"
         if headers:
             self._http.headers.update(headers)
         if auth is not None:
             self._http.auth = auth
-        # Signed URLs on other hosts (Shopify's staged uploads and bulk results) get a session
-        # without the store's headers: the access token must never travel to them.
-        self._bare = requests.Session()
-        self._bare.headers["User-Agent"] = USER_AGENT
+        self._bare_session: requests.Session | None = None
 
     def url(self, path: str) -> str:
         if path.startswith(("http://", "https://")):
             return path
         return urljoin(self.base_url + "/", path.lstrip("/"))
 
+    @property
+    def _bare(self) -> requests.Session:
+        """Signed URLs on other hosts (Shopify's staged uploads and bulk results) get a session
+        without the store's headers: the access token must never travel to them. Made on first
+        use (few passes need it; a session costs ~1 ms to make, and a pass opens hundreds)."""
+        if self._bare_session is None:
+            self._bare_session = requests.Session()
+            self._bare_session.headers["User-Agent"] = USER_AGENT
+        return self._bare_session
+
     def close(self) -> None:
         self._http.close()
-        self._bare.close()
+        if self._bare_session is not None:
+            self._bare_session.close()
 
     def _redirect_target(self, method: str, url: str, response: requests.Response, redirects: int) -> str:
         """Where to follow a redirect, or `ApiError` naming it when vsc must not follow it."""
@@ -285,7 +313,7 @@ class StoreSession:
                     files=files,
                     headers=hdrs,
                     timeout=self.timeout,
-                    verify=self.verify,
+                    verify=self._verify if http is self._http else self.verify,
                     allow_redirects=False,  # followed below, within the store's origin only
                 )
             except requests.ConnectionError as exc:
@@ -330,7 +358,7 @@ class StoreSession:
                 if "CA certificate bundle" not in str(exc):
                     raise
                 raise TlsError(
-                    f"{self.store}: cannot read its CA bundle {self.verify!r}",
+                    f"{self.store}: cannot read its CA bundle {self._verify!r}",
                     store=self.store,
                     platform=self.platform,
                     hint=f"Put the PEM file back, or give another: `vsc stores tls {self.store} --ca-bundle PATH`.",

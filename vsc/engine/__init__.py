@@ -211,16 +211,15 @@ def apply_catalog(ctx: Context, plans: Sequence[CatalogPlan], pass_id: int | Non
         for q in queues:
             if i < len(q):
                 execute(ctx, q[i], pass_id, catalog.apply_action)
-    with ctx.state.atomic():  # one commit for all the vendors' cursors, not one each
-        for p in plans:
-            failed_stamps = []
-            for action in p.actions:
-                if action.status == "failed":
-                    product = p.changed.get(p.by_link[action.link_id].vendor_product_id) if action.link_id else None
-                    failed_stamps.append(product.updated_at if product else None)
-            ctx.state.set_cursor(p.vendor, catalog.STREAM, catalog.cursor_after(p.now, failed_stamps, p.old))
-            if p.swept:
-                ctx.state.set_cursor(p.vendor, "catalog-sweep", p.now)
+    for p in plans:  # (written together with the pass's other cursors: State.pass_cursors)
+        failed_stamps = []
+        for action in p.actions:
+            if action.status == "failed":
+                product = p.changed.get(p.by_link[action.link_id].vendor_product_id) if action.link_id else None
+                failed_stamps.append(product.updated_at if product else None)
+        ctx.state.set_cursor(p.vendor, catalog.STREAM, catalog.cursor_after(p.now, failed_stamps, p.old))
+        if p.swept:
+            ctx.state.set_cursor(p.vendor, "catalog-sweep", p.now)
 
 
 #: streams planned vendor by vendor and written together: (plan one vendor, write all plans)
@@ -339,58 +338,61 @@ def _run_pass(
             active.append(row.name)
         # Stream by stream over all vendors: each stream's reads of every vendor run at the same
         # time (`concurrency` at once), then the stream plans and writes vendor by vendor.
+        # Cursors are read once and written once per stream (State.pass_cursors).
         halted: set[str] = set()
-        for stream in wanted:
-            names = [n for n in active if n not in halted and n not in gate.stopped]
-            if not names:
-                continue
-            if should_stop is not None and should_stop():
-                result.stopped = True
-                break
-            _prefetch(ctx, stream, names)
-            plans: list[Any] = []
-            for name in names:
+        with ctx.state.pass_cursors():
+            for stream in wanted:
+                names = [n for n in active if n not in halted and n not in gate.stopped]
+                if not names:
+                    continue
                 if should_stop is not None and should_stop():
                     result.stopped = True
                     break
-                if name in gate.stopped:
-                    continue
-                if progress is not None:
-                    progress(name, stream)
-                try:
-                    if stream in STAGED:
-                        # Planned now, written below in turn with the other vendors' writes.
-                        plan = STAGED[stream][0](ctx, name, dry_run)
-                        actions = plan.actions if plan is not None else []
-                        if plan is not None:
-                            plans.append(plan)
-                    else:
-                        actions = RUNNERS[stream](ctx, name, result.pass_id, dry_run)
-                except brakes.BrakeEngaged as exc:
-                    outcome[name] = "stopped"
-                    result.errors.append(f"{exc}. {exc.hint}")
-                    halted.add(name)
-                    continue
-                except AuthError as exc:  # its credentials are gone: its other streams would only fail too
-                    result.errors.append(f"{name} ({stream}): {refused(ctx.state, exc)}")
-                    outcome[name] = "failed"
-                    halted.add(name)
-                    continue
-                except VscError as exc:
-                    log.debug("%s/%s failed", name, stream, exc_info=True)
-                    result.errors.append(f"{name} ({stream}): {exc}")
-                    outcome.setdefault(name, "failed")
-                    continue
-                result.actions += actions
-                if not dry_run and stream not in STAGED:
-                    # A listing or variant deleted on the merchant store is marked, not retried.
-                    gone.review(ctx, name, actions, result.pass_id)
-            if plans and not dry_run:
-                STAGED[stream][1](ctx, plans, result.pass_id)
-                for plan in plans:
-                    gone.review(ctx, plan.vendor, plan.actions, result.pass_id)
-            if result.stopped:
-                break
+                _prefetch(ctx, stream, names)
+                plans: list[Any] = []
+                for name in names:
+                    if should_stop is not None and should_stop():
+                        result.stopped = True
+                        break
+                    if name in gate.stopped:
+                        continue
+                    if progress is not None:
+                        progress(name, stream)
+                    try:
+                        if stream in STAGED:
+                            # Planned now, written below in turn with the other vendors' writes.
+                            plan = STAGED[stream][0](ctx, name, dry_run)
+                            actions = plan.actions if plan is not None else []
+                            if plan is not None:
+                                plans.append(plan)
+                        else:
+                            actions = RUNNERS[stream](ctx, name, result.pass_id, dry_run)
+                    except brakes.BrakeEngaged as exc:
+                        outcome[name] = "stopped"
+                        result.errors.append(f"{exc}. {exc.hint}")
+                        halted.add(name)
+                        continue
+                    except AuthError as exc:  # its credentials are gone: its other streams would only fail too
+                        result.errors.append(f"{name} ({stream}): {refused(ctx.state, exc)}")
+                        outcome[name] = "failed"
+                        halted.add(name)
+                        continue
+                    except VscError as exc:
+                        log.debug("%s/%s failed", name, stream, exc_info=True)
+                        result.errors.append(f"{name} ({stream}): {exc}")
+                        outcome.setdefault(name, "failed")
+                        continue
+                    result.actions += actions
+                    if not dry_run and stream not in STAGED:
+                        # A listing or variant deleted on the merchant store is marked, not retried.
+                        gone.review(ctx, name, actions, result.pass_id)
+                if plans and not dry_run:
+                    STAGED[stream][1](ctx, plans, result.pass_id)
+                    for plan in plans:
+                        gone.review(ctx, plan.vendor, plan.actions, result.pass_id)
+                if result.stopped:
+                    break
+                ctx.state.flush_cursors()
         for finding in gate.findings:
             result.brakes.append(finding)
             if finding.get("would_stop"):

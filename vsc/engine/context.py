@@ -127,7 +127,13 @@ class Context:
                 self.cache[key] = future.result()
 
     def merchant_row(self) -> StoreRow:
-        row = self.state.merchant()
+        # Asked for by every vendor's every stream: read once per pass (stores do not change
+        # during one), each time outside a pass.
+        row = self.cache.get("merchant-row") if self.pass_started is not None else None
+        if row is None:
+            row = self.state.merchant()
+            if self.pass_started is not None:
+                self.cache["merchant-row"] = row
         if row is None:
             raise UsageError(
                 "no merchant store is connected",

@@ -158,7 +158,7 @@ def read_vendor_stock(ctx: Any, vendor: str, vlinks: Sequence[VariantLink], sinc
     changed = getattr(connector, "changed_stock", None)
     if changed is not None and since is not None:
         fresh = {vid: level for vid, level in changed(since).items() if vid in refs}
-        never = [refs[v.vendor_variant_id] for v in vlinks if not v.fingerprint.get("stock_seen")]
+        never = [refs[v.vendor_variant_id] for v in vlinks if not v.stock_seen]
         missing = [r for r in never if r.variant_id not in fresh]
     else:
         missing = list(refs.values())
@@ -258,7 +258,7 @@ def plan_vendor(ctx: Any, vendor: str, dry_run: bool) -> StockPlan | None:
     stock = {
         v.vendor_variant_id: VendorStock(True, fresh[v.vendor_variant_id].available)
         if v.vendor_variant_id in fresh
-        else VendorStock(bool(v.fingerprint.get("stock_seen")), v.vendor_available)
+        else VendorStock(v.stock_seen, v.vendor_available)
         for v in vlinks
     }
     pending = orders.unapplied_quantities(state, vendor)
@@ -302,10 +302,8 @@ def plan_vendor(ctx: Any, vendor: str, dry_run: bool) -> StockPlan | None:
     with state.atomic():
         for vid, level in fresh.items():
             for v in by_vendor_id.get(vid, ()):
-                if v.vendor_available != level.available or not v.fingerprint.get("stock_seen"):
-                    state.update_variant_link(
-                        v.id, vendor_available=level.available, fingerprint={**v.fingerprint, "stock_seen": True}
-                    )
+                if v.vendor_available != level.available or not v.stock_seen:
+                    state.update_variant_link(v.id, vendor_available=level.available, stock_seen=1)
         # Merchant quantities read fresh and already right are remembered too: the next pass
         # compares against them, so a sale in between shows up as a stale write, never lost.
         planned = {a.detail["variant_link_id"] for a in actions}
@@ -328,10 +326,9 @@ def apply_plans(ctx: Any, plans: Sequence[StockPlan], pass_id: int | None) -> No
     spread over vendors), journaled per item; each vendor whose writes all went through moves
     its cursor."""
     failed = apply_all(ctx, [a for p in plans for a in p.actions], pass_id)
-    with ctx.state.atomic():  # one commit for all the vendors' cursors, not one each
-        for p in plans:
-            if p.vendor not in failed:
-                ctx.state.set_cursor(p.vendor, STREAM, p.now)
+    for p in plans:  # (written together with the pass's other cursors: State.pass_cursors)
+        if p.vendor not in failed:
+            ctx.state.set_cursor(p.vendor, STREAM, p.now)
 
 
 def apply_all(ctx: Any, actions: list[Action], pass_id: int | None) -> set[str]:

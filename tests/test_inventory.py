@@ -154,6 +154,41 @@ def test_vendor_stock_flows_and_an_unchanged_pass_writes_nothing(market, cli):
     assert m.merchant.count(write=True) == 0 and m.vendor.store.count(write=True) == 0
 
 
+def test_a_quiet_vendor_still_follows_a_new_buffer_and_a_hand_edit(market, cli, monkeypatch):
+    """A pass loads only the links that can need a write (State.stock_links): with nothing
+    changed at the vendor, a new stock_buffer and a merchant hand edit must still be applied."""
+    import os
+    import time
+
+    from vsc.state import State
+
+    m = market
+    settings = os.path.join(os.path.dirname(os.environ["VSC_DB"]), "vsc.yaml")
+    with open(settings, "w") as f:  # no overlap: the stores' change feeds show nothing already read
+        f.write("overlap_seconds: 0\nvendors:\n  acme: {stock_buffer: 1}\n")
+    assert cli("sync").code == 0
+    time.sleep(1.1)  # (store times are whole seconds)
+    assert cli("sync").code == 0  # reads back what the first pass wrote
+    time.sleep(1.1)
+    with open(settings, "w") as f:
+        f.write("overlap_seconds: 0\nvendors:\n  acme: {stock_buffer: 2}\n")
+    r = cli("sync", "--json")
+    assert r.code == 0, r
+    assert merchant_available(m, cli, "SH-S") == 3 and merchant_available(m, cli, "SH-M") == 1
+    state = State.open(os.environ["VSC_DB"])
+    try:
+        location = m.merchant.primary_location_id
+        quiet = state.stock_links("acme", variant_ids=[], items=[], location=location, buffer=2, untracked=None)
+        assert quiet == []  # settled: a pass loads none of them
+    finally:
+        state.close()
+    time.sleep(1.1)
+    m.merchant.set_available(m.merchant_variant(cli, "SH-S"), None, 40)  # a hand edit on the merchant
+    r = cli("sync", "--json")
+    assert r.code == 0, r
+    assert merchant_available(m, cli, "SH-S") == 3  # the vendor's stock rules
+
+
 def test_merchant_sales_move_the_vendors_stock_through_the_order(market, cli):
     m = market
     assert cli("sync").code == 0

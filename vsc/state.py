@@ -21,7 +21,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import sqlite_utils
 from sqlite_utils.migrations import Migrations
@@ -313,8 +313,30 @@ class StoreRow:
         return f"verified against {self.ca_bundle}" if self.ca_bundle else "verified"
 
 
+class _LazyFingerprint:
+    """Links loaded by State carry their fingerprint as JSON text, decoded on first use: a pass
+    loads thousands of links and looks at few fingerprints (decoding them all was the biggest
+    part of loading 50,000 variant links)."""
+
+    def __getattr__(self, name: str) -> Any:
+        if name == "fingerprint" and "_fingerprint_json" in self.__dict__:
+            value = _loads(self.__dict__["_fingerprint_json"]) or {}
+            self.__dict__["fingerprint"] = value
+            return value
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
+
+def _from_row(cls: type[Any], fields: Sequence[str], row: Sequence[Any]) -> Any:
+    """An instance of a frozen link dataclass from its columns in `fields` order. Filling the
+    instance dict directly skips the dataclass __init__'s per-field object.__setattr__ (the
+    instance is still frozen to its users)."""
+    link = object.__new__(cls)
+    link.__dict__.update(zip(fields, row, strict=True))
+    return link
+
+
 @dataclass(frozen=True)
-class ProductLink:
+class ProductLink(_LazyFingerprint):
     id: int
     vendor: str
     vendor_product_id: str
@@ -326,7 +348,7 @@ class ProductLink:
 
 
 @dataclass(frozen=True)
-class VariantLink:
+class VariantLink(_LazyFingerprint):
     id: int
     product_link_id: int
     vendor: str
@@ -347,28 +369,25 @@ class VariantLink:
     #: whether vsc has read this variant's stock from the vendor at least once
     stock_seen: bool = False
 
-    def __getattr__(self, name: str) -> Any:
-        # Links loaded by State carry their fingerprint as JSON text, decoded on first use: the
-        # stock stream loads every link each pass and never looks at it (decoding was the
-        # biggest part of loading 50,000 links).
-        if name == "fingerprint" and "_fingerprint_json" in self.__dict__:
-            value = _loads(self.__dict__["_fingerprint_json"]) or {}
-            self.__dict__["fingerprint"] = value
-            return value
-        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
+class StockRef(NamedTuple):
+    """A linked vendor variant as the stock stream reads it (see State.stock_refs); a tuple,
+    as a pass makes one per linked variant."""
+
+    vendor_product_id: str
+    vendor_variant_id: str
+    stock_seen: bool
+    vendor_available: int | None
 
 
 _VLINK_FIELDS = tuple(f if f != "fingerprint" else "_fingerprint_json" for f in VariantLink.__dataclass_fields__)
 _VLINK_COLUMNS = ", ".join(f.lstrip("_").removesuffix("_json") for f in _VLINK_FIELDS)
+_PLINK_FIELDS = tuple(f if f != "fingerprint" else "_fingerprint_json" for f in ProductLink.__dataclass_fields__)
 
 
 def _vlink_from_row(row: Sequence[Any]) -> VariantLink:
-    """A VariantLink from its columns in `_VLINK_FIELDS` order, its fingerprint left as JSON
-    until used (see VariantLink.__getattr__). Filling the instance dict directly skips the
-    frozen dataclass's per-field object.__setattr__ (the instance is still frozen to its users);
-    every pass builds one per linked variant."""
-    link = object.__new__(VariantLink)
-    link.__dict__.update(zip(_VLINK_FIELDS, row, strict=True))
+    """A VariantLink from its columns in `_VLINK_FIELDS` order, its fingerprint left as JSON."""
+    link: VariantLink = _from_row(VariantLink, _VLINK_FIELDS, row)
     link.__dict__["stock_seen"] = bool(link.stock_seen)
     return link
 
@@ -501,6 +520,24 @@ class State:
     def close(self) -> None:
         self.db.close()
 
+    def _rows_where(
+        self,
+        table: str,
+        where: str | None = None,
+        args: Sequence[Any] = (),
+        *,
+        order_by: str | None = None,
+        limit: int | None = None,
+    ) -> Iterator[dict[str, Any]]:
+        """Rows as dicts, like sqlite-utils' `rows_where` without its per-call look at the schema
+        (a pass makes thousands of these small queries)."""
+        sql = f"SELECT * FROM [{table}]" + (f" WHERE {where}" if where else "")
+        sql += (f" ORDER BY {order_by}" if order_by else "") + (f" LIMIT {int(limit)}" if limit is not None else "")
+        cursor = self.db.conn.execute(sql, list(args or ()))
+        columns = [d[0] for d in cursor.description]
+        for row in cursor:
+            yield dict(zip(columns, row, strict=True))
+
     @contextmanager
     def atomic(self) -> Iterator[State]:
         """One transaction: state changes and their journal entries commit together."""
@@ -558,18 +595,18 @@ class State:
         )
 
     def stores(self) -> list[StoreRow]:
-        rows = self.db["stores"].rows_where(order_by="role != 'merchant', name")
+        rows = self._rows_where("stores", order_by="role != 'merchant', name")
         return [self._store(r) for r in rows]
 
     def store(self, name: str) -> StoreRow:
-        rows = list(self.db["stores"].rows_where("name = ?", [name]))
+        rows = list(self._rows_where("stores", "name = ?", [name]))
         if not rows:
             known = ", ".join(s.name for s in self.stores()) or "none yet"
             raise UsageError(f"no store named {name!r} (stores: {known})", hint="See `vsc stores`.")
         return self._store(rows[0])
 
     def merchant(self) -> StoreRow | None:
-        rows = list(self.db["stores"].rows_where("role = 'merchant'"))
+        rows = list(self._rows_where("stores", "role = 'merchant'"))
         return self._store(rows[0]) if rows else None
 
     def vendors(self) -> list[StoreRow]:
@@ -596,16 +633,8 @@ class State:
     # -- links ---------------------------------------------------------------
     @staticmethod
     def _plink(r: dict[str, Any]) -> ProductLink:
-        return ProductLink(
-            id=r["id"],
-            vendor=r["vendor"],
-            vendor_product_id=r["vendor_product_id"],
-            merchant_product_id=r["merchant_product_id"],
-            mode=r["mode"],
-            state=r["state"],
-            fingerprint=_loads(r["fingerprint"]) or {},
-            note=r["note"],
-        )
+        row = [r["fingerprint"] if f == "_fingerprint_json" else r[f] for f in _PLINK_FIELDS]
+        return _from_row(ProductLink, _PLINK_FIELDS, row)  # type: ignore[no-any-return]
 
     @staticmethod
     def _vlink(r: dict[str, Any]) -> VariantLink:
@@ -650,15 +679,15 @@ class State:
 
     def product_link(self, vendor: str, vendor_product_id: str) -> ProductLink | None:
         rows = list(
-            self.db["product_links"].rows_where("vendor = ? AND vendor_product_id = ?", [vendor, vendor_product_id])
+            self._rows_where("product_links", "vendor = ? AND vendor_product_id = ?", [vendor, vendor_product_id])
         )
         return self._plink(rows[0]) if rows else None
 
     def product_links(self, vendor: str | None = None) -> list[ProductLink]:
         if vendor is None:
-            rows = self.db["product_links"].rows_where(order_by="vendor, id")
+            rows = self._rows_where("product_links", order_by="vendor, id")
         else:
-            rows = self.db["product_links"].rows_where("vendor = ?", [vendor], order_by="id")
+            rows = self._rows_where("product_links", "vendor = ?", [vendor], order_by="id")
         return [self._plink(r) for r in rows]
 
     def first_link_time(self, vendor: str) -> datetime | None:
@@ -723,6 +752,67 @@ class State:
             where.append("vendor = ?")
             args.append(vendor)
         return self._vlinks(" AND ".join(where) or "1", args)
+
+    def stock_refs(
+        self, vendor: str, *, unseen_only: bool = False, variant_ids: Iterable[str] | None = None
+    ) -> list[StockRef]:
+        """The vendor's active linked variants, narrowly: what reading its stock needs (all of
+        them, only those whose stock vsc never read, or those of `variant_ids`). A pass asks for
+        every vendor's; whole links would cost several times as much to build."""
+        sql = (
+            "SELECT vendor_product_id, vendor_variant_id, stock_seen, vendor_available FROM variant_links "
+            "WHERE vendor = ? AND state = 'active'" + (" AND NOT stock_seen" if unseen_only else "")
+        )
+        if variant_ids is None:
+            chunks: list[list[str]] = [[]]
+        else:
+            wanted = list(dict.fromkeys(variant_ids))
+            chunks = [wanted[i : i + 500] for i in range(0, len(wanted), 500)]
+        out = []
+        for chunk in chunks:
+            where = f" AND vendor_variant_id IN ({', '.join('?' for _ in chunk)})" if variant_ids is not None else ""
+            rows = self.db.conn.execute(sql + where + " ORDER BY id", [vendor, *chunk])
+            out += [StockRef(p, v, bool(seen), available) for p, v, seen, available in rows]
+        return out
+
+    def has_stock_links(self, vendor: str) -> bool:
+        """Whether the vendor has any active variant link."""
+        sql = "SELECT 1 FROM variant_links WHERE vendor = ? AND state = 'active' LIMIT 1"
+        return self.db.conn.execute(sql, [vendor]).fetchone() is not None
+
+    def stock_links(
+        self,
+        vendor: str,
+        *,
+        variant_ids: Iterable[str],
+        items: Iterable[str],
+        location: str,
+        buffer: int,
+        untracked: int | None,
+    ) -> list[VariantLink]:
+        """The vendor's active links whose merchant stock may need a write this pass: those of
+        `variant_ids` (vendor stock changed, orders pending) and `items` (merchant quantity
+        changed), and every link whose recorded merchant quantity is not what its recorded vendor
+        quantity calls for (`max(0, vendor - buffer)`, or `untracked` for untracked stock), or
+        is unknown at `location`. The other links would plan nothing: a quiet vendor loads none.
+        """
+        ids, things = list(dict.fromkeys(variant_ids)), list(dict.fromkeys(items))
+        settled = (
+            "merchant_location_id IS NOT ? OR merchant_available IS NULL"
+            " OR (vendor_available IS NOT NULL AND merchant_available != max(0, max(0, vendor_available) - ?))"
+            " OR (vendor_available IS NULL AND ? IS NOT NULL AND merchant_available IS NOT ?)"
+        )
+        args: list[Any] = [vendor, location, buffer, untracked, untracked]
+        if len(ids) + len(things) > 500:  # as good as all of them: no long IN lists
+            links = self.variant_links(vendor=vendor)
+            return [v for v in links if v.state == "active" and v.merchant_inventory_item_id]
+        marks = ", ".join("?" for _ in ids) or "NULL"
+        item_marks = ", ".join("?" for _ in things) or "NULL"
+        where = (
+            "vendor = ? AND state = 'active' AND merchant_inventory_item_id IS NOT NULL"
+            f" AND (({settled}) OR vendor_variant_id IN ({marks}) OR merchant_inventory_item_id IN ({item_marks}))"
+        )
+        return self._vlinks(where, [*args, *ids, *things])
 
     def variant_links_where(self, column: str, values: Iterable[Any]) -> list[VariantLink]:
         """The variant links whose `column` (product_link_id, merchant_variant_id, ...) is one of
@@ -809,7 +899,7 @@ class State:
 
     def order_link(self, merchant_order_id: str, vendor: str) -> OrderLink | None:
         rows = list(
-            self.db["order_links"].rows_where("merchant_order_id = ? AND vendor = ?", [merchant_order_id, vendor])
+            self._rows_where("order_links", "merchant_order_id = ? AND vendor = ?", [merchant_order_id, vendor])
         )
         return self._olink(rows[0]) if rows else None
 
@@ -829,7 +919,7 @@ class State:
         if merchant_order_id is not None:
             where.append("merchant_order_id = ?")
             args.append(merchant_order_id)
-        rows = self.db["order_links"].rows_where(" AND ".join(where) or None, args, order_by="id")
+        rows = self._rows_where("order_links", " AND ".join(where) or None, args, order_by="id")
         return [self._olink(r) for r in rows]
 
     def update_order_link(self, link_id: int, **values: Any) -> None:
@@ -881,7 +971,7 @@ class State:
         return self._flink(self.db["fulfillment_links"].get(pk))
 
     def fulfillment_links(self, order_link_id: int) -> list[FulfillmentLink]:
-        rows = self.db["fulfillment_links"].rows_where("order_link_id = ?", [order_link_id], order_by="id")
+        rows = self._rows_where("fulfillment_links", "order_link_id = ?", [order_link_id], order_by="id")
         return [self._flink(r) for r in rows]
 
     def update_fulfillment_link(self, link_id: int, **values: Any) -> None:
@@ -892,7 +982,7 @@ class State:
 
     # -- stock moves (order push off) ------------------------------------------------
     def stock_move(self, key: str) -> dict[str, Any] | None:
-        rows = list(self.db["stock_moves"].rows_where("key = ?", [key]))
+        rows = list(self._rows_where("stock_moves", "key = ?", [key]))
         return rows[0] if rows else None
 
     def add_stock_move(
@@ -922,7 +1012,7 @@ class State:
         if vendor:
             where.append("vendor = ?")
             args.append(vendor)
-        return list(self.db["stock_moves"].rows_where(" AND ".join(where), args, order_by="id"))
+        return list(self._rows_where("stock_moves", " AND ".join(where), args, order_by="id"))
 
     def update_stock_move(self, key: str, **values: Any) -> None:
         values["updated_at"] = iso(now_utc())
@@ -965,11 +1055,11 @@ class State:
             },
             ignore=True,
         )
-        return self._mail(next(iter(self.db["outbox"].rows_where("key = ?", [key]))))
+        return self._mail(next(iter(self._rows_where("outbox", "key = ?", [key]))))
 
     def outbox(self, *, statuses: tuple[str, ...] = ("pending", "failed")) -> list[OutboxMail]:
-        rows = self.db["outbox"].rows_where(
-            f"status IN ({', '.join('?' for _ in statuses)})", list(statuses), order_by="id"
+        rows = self._rows_where(
+            "outbox", f"status IN ({', '.join('?' for _ in statuses)})", list(statuses), order_by="id"
         )
         return [self._mail(r) for r in rows]
 
@@ -1039,7 +1129,7 @@ class State:
 
     def store_facts(self, store: str, *, max_age: timedelta) -> dict[str, Any]:
         """What was learnt about a store (its locations, API abilities), if read within `max_age`."""
-        rows = list(self.db["store_facts"].rows_where("store = ?", [store]))
+        rows = list(self._rows_where("store_facts", "store = ?", [store]))
         if not rows:
             return {}
         read_at = parse_iso(rows[0]["read_at"])
@@ -1055,7 +1145,7 @@ class State:
 
     def cursors(self) -> list[dict[str, Any]]:
         self.flush_cursors()
-        return list(self.db["cursors"].rows_where(order_by="store, stream"))
+        return list(self._rows_where("cursors", order_by="store, stream"))
 
     # -- passes and journal --------------------------------------------------
     def begin_pass(self, *, dry_run: bool) -> int:
@@ -1072,7 +1162,7 @@ class State:
         )
 
     def last_passes(self, limit: int = 10) -> list[dict[str, Any]]:
-        return list(self.db["passes"].rows_where(order_by="id desc", limit=limit))
+        return list(self._rows_where("passes", order_by="id desc", limit=limit))
 
     def journal_begin(
         self,
@@ -1160,7 +1250,7 @@ class State:
         if status:
             where.append("status = ?")
             args.append(status)
-        rows = self.db["journal"].rows_where(" AND ".join(where) or None, args, order_by="id", limit=limit)
+        rows = self._rows_where("journal", " AND ".join(where) or None, args, order_by="id", limit=limit)
         return [self._entry(r) for r in rows]
 
     # -- operating: passes, journal queries, brakes (vsc status / log / why) -------------
@@ -1173,7 +1263,7 @@ class State:
     def interrupt_stale_passes(self) -> list[int]:
         """Mark passes still `running` as `interrupted`. Only the holder of the pass lock may call
         this: no other pass can be running then, so such rows were left by a killed process."""
-        ids = [r["id"] for r in self.db["passes"].rows_where("status = 'running'")]
+        ids = [r["id"] for r in self._rows_where("passes", "status = 'running'")]
         for pass_id in ids:
             self.db["passes"].update(pass_id, {"status": "interrupted"})
         return ids
@@ -1206,7 +1296,7 @@ class State:
     def passes(self, *, limit: int = 50, dry_run: bool | None = None) -> list[dict[str, Any]]:
         """The latest passes, newest first, with their JSON columns decoded."""
         where = None if dry_run is None else ("dry_run = 1" if dry_run else "coalesce(dry_run, 0) = 0")
-        return [self._pass(r) for r in self.db["passes"].rows_where(where, order_by="id desc", limit=limit)]
+        return [self._pass(r) for r in self._rows_where("passes", where, order_by="id desc", limit=limit)]
 
     def journal_begin_action(
         self,
@@ -1275,7 +1365,7 @@ class State:
                 ors.append("(key LIKE ? OR target LIKE ? OR detail LIKE ?)")
                 args += [f"%{text}%"] * 3
             where.append("(" + " OR ".join(ors) + ")")
-        rows = list(self.db["journal"].rows_where(" AND ".join(where) or None, args, order_by="id desc", limit=limit))
+        rows = list(self._rows_where("journal", " AND ".join(where) or None, args, order_by="id desc", limit=limit))
         return [self._record(r) for r in reversed(rows)]
 
     def failed_actions(self, store: str | None = None) -> list[JournalRecord]:
@@ -1323,7 +1413,7 @@ class State:
     def brakes(self) -> dict[str, dict[str, Any]]:
         """Engaged safety brakes by vendor."""
         out = {}
-        for r in self.db["brakes"].rows_where(order_by="vendor"):
+        for r in self._rows_where("brakes", order_by="vendor"):
             out[r["vendor"]] = {**r, "detail": _loads(r["detail"]) or {}}
         return out
 

@@ -37,7 +37,7 @@ from vsc.config import Settings, VendorSettings
 from vsc.connectors.base import StockLevel, VariantRef
 from vsc.engine import brakes
 from vsc.engine.actions import Action
-from vsc.state import VariantLink, iso, parse_iso
+from vsc.state import StockRef, VariantLink, iso, parse_iso
 
 STREAM = "inventory"
 
@@ -151,21 +151,29 @@ def restale(action: Action, actual: int | None) -> int:
 # -- reading and applying ------------------------------------------------------------------
 
 
-def read_vendor_stock(ctx: Any, vendor: str, vlinks: Sequence[VariantLink], since: Any) -> dict[str, StockLevel]:
+def read_vendor_stock(ctx: Any, vendor: str, refs: Sequence[StockRef], since: Any) -> dict[str, StockLevel]:
+    """The vendor's stock by vendor variant id: what changed since `since` on a platform with a
+    change feed (linked or not: the plan keeps the linked) plus the variants of `refs` vsc never
+    read; without a feed or a cursor, every variant of `refs`."""
     connector = ctx.connector(vendor)
-    refs = {v.vendor_variant_id: VariantRef(v.vendor_product_id, v.vendor_variant_id) for v in vlinks}
     fresh: dict[str, StockLevel] = {}
-    changed = getattr(connector, "changed_stock", None)
-    if changed is not None and since is not None:
-        fresh = {vid: level for vid, level in changed(since).items() if vid in refs}
-        never = [refs[v.vendor_variant_id] for v in vlinks if not v.stock_seen]
-        missing = [r for r in never if r.variant_id not in fresh]
+    if _has_feed(connector, since):
+        fresh = dict(connector.changed_stock(since))
+        missing = [
+            VariantRef(r.vendor_product_id, r.vendor_variant_id) for r in refs if r.vendor_variant_id not in fresh
+        ]
     else:
-        missing = list(refs.values())
+        missing = [VariantRef(r.vendor_product_id, r.vendor_variant_id) for r in refs]
     if missing:
         for ref, level in connector.read_stock(missing).items():
             fresh[ref.variant_id] = level
     return fresh
+
+
+def _has_feed(connector: Any, since: Any) -> bool:
+    """Whether the vendor's stock changes since a cursor can be listed (Squarespace has no such
+    feed: its linked variants are read by id every pass)."""
+    return since is not None and getattr(connector, "changed_stock", None) is not None
 
 
 @dataclass
@@ -177,15 +185,24 @@ class StockPlan:
     now: datetime
 
 
-def _inputs(ctx: Any, vendor: str) -> tuple[list[VariantLink], datetime | None]:
-    """The vendor's active variant links and the time its inventory reads start from (read once
-    per pass: the prefetch and the plan of one pass see the same)."""
+@dataclass(frozen=True)
+class _Inputs:
+    """What one vendor's stock pass starts from (read once per pass: the prefetch and the plan
+    of one pass see the same)."""
 
-    def load() -> tuple[list[VariantLink], datetime | None]:
-        vlinks = [v for v in ctx.state.variant_links(vendor=vendor) if v.state == "active"]
+    #: the linked variants to read by id: all of them, or with a change feed those never read
+    refs: list[StockRef]
+    since: datetime | None
+    linked: bool
+
+
+def _inputs(ctx: Any, vendor: str) -> _Inputs:
+    def load() -> _Inputs:
         old = ctx.state.cursor(vendor, STREAM)
         since = old - timedelta(seconds=ctx.settings.overlap_seconds) if old else None
-        return vlinks, since
+        feed = _has_feed(ctx.connector(vendor), since)
+        refs = ctx.state.stock_refs(vendor, unseen_only=feed)
+        return _Inputs(refs, since, bool(refs) or ctx.state.has_stock_links(vendor))
 
     return ctx.once(f"inventory-inputs:{vendor}", load)  # type: ignore[no-any-return]
 
@@ -196,14 +213,14 @@ def prefetch(ctx: Any, vendors: Sequence[str]) -> dict[str, Callable[[], Any]]:
     jobs: dict[str, Callable[[], Any]] = {}
     sinces = []
     for vendor in vendors:
-        vlinks, since = _inputs(ctx, vendor)
-        if not vlinks:
+        got = _inputs(ctx, vendor)
+        if not got.linked:
             continue
-        jobs[f"inventory-read:{vendor}"] = lambda vendor=vendor, vlinks=vlinks, since=since: read_vendor_stock(
-            ctx, vendor, vlinks, since
+        jobs[f"inventory-read:{vendor}"] = lambda vendor=vendor, got=got: read_vendor_stock(
+            ctx, vendor, got.refs, got.since
         )
-        if since is not None:
-            sinces.append(since)
+        if got.since is not None:
+            sinces.append(got.since)
     if sinces:
         since = min(sinces)
         ctx.cache["inventory-merchant-since"] = since
@@ -239,13 +256,17 @@ def _echo(link: VariantLink, changed_at: datetime | None) -> bool:
 def plan_vendor(ctx: Any, vendor: str, dry_run: bool) -> StockPlan | None:
     """Read (or take the prefetched read of) one vendor's stock and plan its merchant writes.
 
-    What was read is recorded at once (outside a dry run), so later passes plan from it."""
+    Only the links that can need a write are loaded (`State.stock_links`): those whose vendor
+    stock changed or has orders pending, whose merchant quantity changed, and those whose
+    recorded quantities do not agree yet. What was read is recorded at once (outside a dry
+    run), so later passes plan from it."""
     from vsc.engine import orders
 
     state = ctx.state
-    vlinks, since = _inputs(ctx, vendor)
+    got = _inputs(ctx, vendor)
+    since = got.since
     ctx.cache.pop(f"inventory-inputs:{vendor}", None)  # links change once writes are made
-    if not vlinks:
+    if not got.linked:
         return None
     merchant_row = ctx.merchant_row()
     merchant = ctx.merchant()
@@ -253,16 +274,35 @@ def plan_vendor(ctx: Any, vendor: str, dry_run: bool) -> StockPlan | None:
     if location is None:
         return None
     now = ctx.now()
-    fresh = ctx.once(f"inventory-read:{vendor}", lambda: read_vendor_stock(ctx, vendor, vlinks, since))
+    fresh = ctx.once(f"inventory-read:{vendor}", lambda: read_vendor_stock(ctx, vendor, got.refs, since))
     ctx.cache.pop(f"inventory-read:{vendor}", None)
+    # What vsc recorded of the linked variants read (a change feed lists unlinked ones too;
+    # without one, the refs read are all of them).
+    feed = _has_feed(ctx.connector(vendor), since)
+    recorded = {r.vendor_variant_id: r for r in (state.stock_refs(vendor, variant_ids=fresh) if feed else got.refs)}
+    fresh = {vid: level for vid, level in fresh.items() if vid in recorded}
+    moved = [
+        vid
+        for vid, level in fresh.items()
+        if vid in recorded and (not recorded[vid].stock_seen or recorded[vid].vendor_available != level.available)
+    ]
+    pending = orders.unapplied_quantities(state, vendor)
+    changed_here = _merchant_changed(ctx, since) if since is not None else {}
+    vs = ctx.settings.vendor(vendor)
+    vlinks = state.stock_links(
+        vendor,
+        variant_ids=[*moved, *pending],
+        items=changed_here,
+        location=location,
+        buffer=vs.stock_buffer,
+        untracked=ctx.settings.untracked_quantity,
+    )
     stock = {
         v.vendor_variant_id: VendorStock(True, fresh[v.vendor_variant_id].available)
         if v.vendor_variant_id in fresh
         else VendorStock(v.stock_seen, v.vendor_available)
         for v in vlinks
     }
-    pending = orders.unapplied_quantities(state, vendor)
-    changed_here = _merchant_changed(ctx, since) if since is not None else {}
     unknown = [
         v.merchant_inventory_item_id
         for v in vlinks
@@ -286,24 +326,20 @@ def plan_vendor(ctx: Any, vendor: str, dry_run: bool) -> StockPlan | None:
         vendor=vendor,
         merchant=merchant_row.name,
         location=location,
-        vs=ctx.settings.vendor(vendor),
+        vs=vs,
         settings=ctx.settings,
     )
     # A vendor whose full read came back with nothing, or whose plan would zero too much of its
     # stock, is stopped here, before any write (vsc.engine.brakes).
-    full_read = since is None or getattr(ctx.connector(vendor), "changed_stock", None) is None
-    brakes.review(ctx, vendor, actions, stream=STREAM, empty_read=full_read and not fresh)
+    brakes.review(ctx, vendor, actions, stream=STREAM, empty_read=not feed and not fresh)
     if dry_run:
         return StockPlan(vendor, actions, now)
     # What vsc read of the vendor is kept, so later passes plan from it without reading again.
-    by_vendor_id: dict[str, list[VariantLink]] = {}
-    for v in vlinks:
-        by_vendor_id.setdefault(v.vendor_variant_id, []).append(v)
     with state.atomic():
-        for vid, level in fresh.items():
-            for v in by_vendor_id.get(vid, ()):
-                if v.vendor_available != level.available or not v.stock_seen:
-                    state.update_variant_link(v.id, vendor_available=level.available, stock_seen=1)
+        for v in vlinks:
+            level = fresh.get(v.vendor_variant_id)
+            if level is not None and (v.vendor_available != level.available or not v.stock_seen):
+                state.update_variant_link(v.id, vendor_available=level.available, stock_seen=1)
         # Merchant quantities read fresh and already right are remembered too: the next pass
         # compares against them, so a sale in between shows up as a stale write, never lost.
         planned = {a.detail["variant_link_id"] for a in actions}

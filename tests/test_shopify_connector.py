@@ -90,3 +90,26 @@ def test_user_errors_become_typed_errors(shop):
     with pytest.raises(UserErrors) as caught:
         c.create_listing(draft)
     assert "OPTIONS_OVER_LIMIT" in caught.value.codes
+
+
+def test_orders_are_listed_25_lines_each_and_longer_ones_completed_by_id(shop):
+    """A page of orders carries 25 lines an order (a quarter of the points of 100, so ~4x the
+    orders a page); an order with more has the rest read by its id, none lost."""
+    made = shop.add_product(
+        "Many",
+        options={"N": [f"V{i}" for i in range(130)]},
+        variants=[{"sku": f"M{i}", "price": "1.00", "options": {"N": f"V{i}"}, "available": 5} for i in range(130)],
+    )
+    ids = [v["id"] for v in made["variants"]]
+    big = shop.place_order([(vid, 1) for vid in ids])
+    small = shop.place_order([(ids[0], 2)])
+    c = connector(shop)
+    shop.reset_requests()
+    orders = {o.id: o for o in c.list_orders(None)}
+    assert len(orders[big["id"]].line_items) == 130 and len(orders[small["id"]].line_items) == 1
+    assert {li.variant_id for li in orders[big["id"]].line_items} == set(ids)
+    # one page of orders, then the big order's lines 26-125 and 126-130 by id
+    assert [r.operation for r in shop.requests] == ["orders", "order", "order"]
+    shop.reset_requests()
+    assert len(c.get_order(big["id"]).line_items) == 130  # by id: 100 a page
+    assert [r.operation for r in shop.requests] == ["order", "order"]

@@ -20,19 +20,20 @@ The templates (`order_pushed`, `cancellation_request`, `edit_request`,
 from __future__ import annotations
 
 import hashlib
-import smtplib
 import ssl
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
-from email.message import EmailMessage
-from email.utils import formatdate
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from vsc.config import Settings, SmtpSettings
 from vsc.connectors.base import Address, OrderDraft
 from vsc.secrets import redactor
 from vsc.state import OutboxMail, State
+
+if TYPE_CHECKING:  # smtplib and email load only when there is mail to send (most passes have none)
+    import smtplib
+    from email.message import EmailMessage
 
 # After this many failed attempts a mail is set aside (status `gave_up`) and reported,
 # instead of being tried on every pass forever.
@@ -119,6 +120,9 @@ def message_id(key: str, sender: str) -> str:
 
 
 def build_message(mail: OutboxMail, smtp: SmtpSettings) -> EmailMessage:
+    from email.message import EmailMessage
+    from email.utils import formatdate
+
     msg = EmailMessage()
     msg["From"] = smtp.sender
     msg["To"] = mail.recipient
@@ -135,6 +139,8 @@ def connect(smtp: SmtpSettings, *, ssl_context: ssl.SSLContext | None = None) ->
 
     `ssl_context` defaults to the system's trust store with hostname checking (tests pass
     one that trusts their own certificate)."""
+    import smtplib
+
     context = ssl_context or ssl.create_default_context()
     client: smtplib.SMTP
     if smtp.ssl:
@@ -164,6 +170,8 @@ def connect(smtp: SmtpSettings, *, ssl_context: ssl.SSLContext | None = None) ->
 
 
 def _quit(client: smtplib.SMTP) -> None:
+    import smtplib
+
     try:
         client.quit()
     except (smtplib.SMTPException, OSError):
@@ -171,6 +179,8 @@ def _quit(client: smtplib.SMTP) -> None:
 
 
 def _error_text(exc: BaseException) -> str:
+    import smtplib
+
     if isinstance(exc, smtplib.SMTPResponseException):
         text = exc.smtp_error.decode("utf-8", "replace") if isinstance(exc.smtp_error, bytes) else str(exc.smtp_error)
         return f"{type(exc).__name__}: {exc.smtp_code} {text}".strip()
@@ -206,6 +216,8 @@ def flush(
             "(set smtp: host, port, from ... in the settings)"
         )
         return report
+    import smtplib
+
     try:
         client = connector(smtp) if connector else connect(smtp, ssl_context=ssl_context)
     except Exception as exc:  # every way a connection can fail is the same to the outbox

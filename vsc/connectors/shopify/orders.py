@@ -140,7 +140,7 @@ class OrdersMixin:
             if requested:
                 self._order_page = max(1, min(50, int(900 // max(requested / first, 1))))
             for node in conn["nodes"]:
-                yield parse_order(node)
+                yield parse_order(self._all_lines(node))
             if not conn["pageInfo"]["hasNextPage"]:
                 return
             after = conn["pageInfo"]["endCursor"]
@@ -152,7 +152,24 @@ class OrdersMixin:
 
     def get_order(self, order_id: str) -> Order | None:
         node = self.client.execute("order_by_id", {"id": order_id})["order"]
-        return parse_order(node) if node else None
+        return parse_order(self._all_lines(node)) if node else None
+
+    def _all_lines(self, node: dict[str, Any]) -> dict[str, Any]:
+        """The order node with every line item: pages after the first are read by the order's id
+        (lists fetch 25 lines an order so that a page of orders stays cheap)."""
+        lines = node.get("lineItems") if isinstance(node, dict) else None
+        page = (lines or {}).get("pageInfo") or {}
+        if not page.get("hasNextPage"):
+            return node
+        nodes = list(lines.get("nodes") or [])  # type: ignore[union-attr]
+        after = page.get("endCursor")
+        while after:
+            order = self.client.execute("order_line_items", {"id": node["id"], "after": after})["order"] or {}
+            more = order.get("lineItems") or {}
+            nodes += more.get("nodes") or []
+            page = more.get("pageInfo") or {}
+            after = page.get("endCursor") if page.get("hasNextPage") else None
+        return {**node, "lineItems": {"nodes": nodes}}
 
     def find_order(self, marker: str) -> Order | None:
         # Search by the sourceIdentifier vsc set; quoted, as search values with ':' must be.

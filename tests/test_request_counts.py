@@ -88,3 +88,33 @@ def test_a_small_stock_change_costs_one_merchant_write(market, cli):
     m.merchant.reset_requests()
     assert cli("sync").code == 0
     assert operations(m.merchant) == IDLE_MERCHANT
+
+
+def test_merchant_quantities_of_all_vendors_are_read_back_together(cli, monkeypatch):
+    """Orders touch items of several vendors: the stock stream reads their merchant quantities
+    back in one request for all vendors (100 items a request), not one per vendor."""
+    from tests.marketplace import start_merchant, start_vendor
+
+    merchant = start_merchant(cli, monkeypatch)
+    vendors = [start_vendor(p, f"v{i}", cli, monkeypatch) for i, p in enumerate(PLATFORMS)]
+    try:
+        for i, v in enumerate(vendors):
+            v.store.clock = lambda: time.time() - 3600
+            pid = v.add_shirt({f"V{i}-S": 5, f"V{i}-M": 3})
+            v.store.clock = time.time
+            assert cli("map", "add", f"v{i}", pid).code == 0
+        time.sleep(1.1)
+        assert cli("sync").code == 0
+        time.sleep(1.1)
+        variants = {
+            v["sku"]: v["merchant_variant_id"] for link in cli("map", "list", "--json").json() for v in link["variants"]
+        }
+        merchant.place_order([(variants[f"V{i}-S"], 1) for i in range(len(vendors))], email="buyer@example.com")
+        merchant.reset_requests()
+        r = cli("sync", "--json")
+        assert r.code == 0, r
+        assert operations(merchant)["POST nodes"] == 1  # the sold items of the three vendors, together
+    finally:
+        merchant.stop()
+        for v in vendors:
+            v.store.stop()

@@ -107,6 +107,11 @@ class Context:
             raise value.error
         return value
 
+    def failed(self, key: str) -> bool:
+        """Whether a prefetched read failed (asking for it with `once` would raise, and a second
+        ask would read again)."""
+        return isinstance(self.cache.get(key), _Failed)
+
     def prefetch(self, jobs: dict[str, Callable[[], Any]]) -> None:
         """Run reads at the same time, `concurrency` at once, and keep their results for `once`.
 

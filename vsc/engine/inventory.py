@@ -37,6 +37,7 @@ from vsc.config import Settings, VendorSettings
 from vsc.connectors.base import StockLevel, VariantRef
 from vsc.engine import brakes
 from vsc.engine.actions import Action
+from vsc.errors import VscError
 from vsc.state import StockRef, VariantLink, iso, parse_iso
 
 STREAM = "inventory"
@@ -212,6 +213,8 @@ def prefetch(ctx: Any, vendors: Sequence[str]) -> dict[str, Callable[[], Any]]:
     items changed since the earliest of the vendors' cursors (one read for all vendors)."""
     jobs: dict[str, Callable[[], Any]] = {}
     sinces = []
+    planned: list[str] = []
+    ctx.cache["inventory-vendors"] = planned  # (whose merchant quantities are read together)
     for vendor in vendors:
         got = _inputs(ctx, vendor)
         if not got.linked:
@@ -219,6 +222,7 @@ def prefetch(ctx: Any, vendors: Sequence[str]) -> dict[str, Callable[[], Any]]:
         jobs[f"inventory-read:{vendor}"] = lambda vendor=vendor, got=got: read_vendor_stock(
             ctx, vendor, got.refs, got.since
         )
+        planned.append(vendor)
         if got.since is not None:
             sinces.append(got.since)
     if sinces:
@@ -253,29 +257,34 @@ def _echo(link: VariantLink, changed_at: datetime | None) -> bool:
     return seen is not None and changed_at <= seen
 
 
-def plan_vendor(ctx: Any, vendor: str, dry_run: bool) -> StockPlan | None:
-    """Read (or take the prefetched read of) one vendor's stock and plan its merchant writes.
+@dataclass(frozen=True)
+class _Gathered:
+    """What one vendor's stock plan needs but the merchant's current quantities."""
 
-    Only the links that can need a write are loaded (`State.stock_links`): those whose vendor
+    location: str
+    feed: bool
+    fresh: dict[str, StockLevel]
+    pending: dict[str, int]
+    vlinks: list[VariantLink]
+    #: merchant items whose quantity vsc must read before planning
+    unknown: list[str]
+
+
+def _gather(ctx: Any, vendor: str) -> _Gathered | None:
+    """Only the links that can need a write are loaded (`State.stock_links`): those whose vendor
     stock changed or has orders pending, whose merchant quantity changed, and those whose
-    recorded quantities do not agree yet. What was read is recorded at once (outside a dry
-    run), so later passes plan from it."""
+    recorded quantities do not agree yet."""
     from vsc.engine import orders
 
     state = ctx.state
     got = _inputs(ctx, vendor)
     since = got.since
-    ctx.cache.pop(f"inventory-inputs:{vendor}", None)  # links change once writes are made
     if not got.linked:
         return None
-    merchant_row = ctx.merchant_row()
-    merchant = ctx.merchant()
     location = ctx.merchant_location(vendor)
     if location is None:
         return None
-    now = ctx.now()
     fresh = ctx.once(f"inventory-read:{vendor}", lambda: read_vendor_stock(ctx, vendor, got.refs, since))
-    ctx.cache.pop(f"inventory-read:{vendor}", None)
     # What vsc recorded of the linked variants read (a change feed lists unlinked ones too;
     # without one, the refs read are all of them).
     feed = _has_feed(ctx.connector(vendor), since)
@@ -284,25 +293,18 @@ def plan_vendor(ctx: Any, vendor: str, dry_run: bool) -> StockPlan | None:
     moved = [
         vid
         for vid, level in fresh.items()
-        if vid in recorded and (not recorded[vid].stock_seen or recorded[vid].vendor_available != level.available)
+        if not recorded[vid].stock_seen or recorded[vid].vendor_available != level.available
     ]
     pending = orders.unapplied_quantities(state, vendor)
     changed_here = _merchant_changed(ctx, since) if since is not None else {}
-    vs = ctx.settings.vendor(vendor)
     vlinks = state.stock_links(
         vendor,
         variant_ids=[*moved, *pending],
         items=changed_here,
         location=location,
-        buffer=vs.stock_buffer,
+        buffer=ctx.settings.vendor(vendor).stock_buffer,
         untracked=ctx.settings.untracked_quantity,
     )
-    stock = {
-        v.vendor_variant_id: VendorStock(True, fresh[v.vendor_variant_id].available)
-        if v.vendor_variant_id in fresh
-        else VendorStock(v.stock_seen, v.vendor_available)
-        for v in vlinks
-    }
     unknown = [
         v.merchant_inventory_item_id
         for v in vlinks
@@ -316,22 +318,85 @@ def plan_vendor(ctx: Any, vendor: str, dry_run: bool) -> StockPlan | None:
             )
         )
     ]
-    levels = merchant.levels_at(unknown, location) if unknown else {}
+    return _Gathered(location, feed, fresh, pending, vlinks, unknown)
+
+
+def _gathered(ctx: Any, vendor: str) -> _Gathered | None:
+    return ctx.once(f"inventory-gathered:{vendor}", lambda: _gather(ctx, vendor))  # type: ignore[no-any-return]
+
+
+_MISSING = object()
+
+
+def _read_levels_ahead(ctx: Any) -> dict[tuple[str, str], Any]:
+    """At the first vendor's plan of a pass: the merchant quantities all the vendors' plans
+    need, read together (100 items a request) instead of vendor by vendor; after a pass with
+    orders spread over many vendors that is one or two requests, not one per vendor. Whatever
+    cannot be read here is read (and its failure reported) by the vendor's own plan."""
+    if "inventory-levels" in ctx.cache:
+        return ctx.cache["inventory-levels"]  # type: ignore[no-any-return]
+    ahead: dict[tuple[str, str], Any] = {}
+    ctx.cache["inventory-levels"] = ahead
+    wanted: dict[str, set[str]] = {}
+    if ctx.failed("inventory-merchant-changed"):
+        return ahead
+    for vendor in ctx.cache.get("inventory-vendors", ()):
+        if ctx.failed(f"inventory-read:{vendor}"):
+            continue  # its plan reports the failure
+        try:
+            got = _gathered(ctx, vendor)
+        except VscError:
+            continue
+        if got is not None and got.unknown:
+            wanted.setdefault(got.location, set()).update(got.unknown)
+    for location, items in wanted.items():
+        try:
+            levels = ctx.merchant().levels_at(sorted(items), location)
+        except VscError:
+            continue
+        ahead.update({(location, item): levels.get(item, _MISSING) for item in items})
+    return ahead
+
+
+def plan_vendor(ctx: Any, vendor: str, dry_run: bool) -> StockPlan | None:
+    """Read (or take the prefetched read of) one vendor's stock and plan its merchant writes.
+
+    What was read is recorded at once (outside a dry run), so later passes plan from it."""
+    state = ctx.state
+    ahead = _read_levels_ahead(ctx)  # (gathers every vendor's inputs, once)
+    got = _gathered(ctx, vendor)
+    for key in ("inputs", "read", "gathered"):  # links change once writes are made
+        ctx.cache.pop(f"inventory-{key}:{vendor}", None)
+    if got is None:
+        return None
+    location, fresh, vlinks = got.location, got.fresh, got.vlinks
+    now = ctx.now()
+    vs = ctx.settings.vendor(vendor)
+    stock = {
+        v.vendor_variant_id: VendorStock(True, fresh[v.vendor_variant_id].available)
+        if v.vendor_variant_id in fresh
+        else VendorStock(v.stock_seen, v.vendor_available)
+        for v in vlinks
+    }
+    levels = {i: ahead[(location, i)] for i in got.unknown if ahead.get((location, i), _MISSING) is not _MISSING}
+    rest = [i for i in got.unknown if (location, i) not in ahead]
+    if rest:
+        levels.update(ctx.merchant().levels_at(rest, location))
     merchant_now = {item: available for item, (available, _) in levels.items()}
     actions = plan(
         vlinks,
         stock,
-        pending,
+        got.pending,
         merchant_now,
         vendor=vendor,
-        merchant=merchant_row.name,
+        merchant=ctx.merchant_row().name,
         location=location,
         vs=vs,
         settings=ctx.settings,
     )
     # A vendor whose full read came back with nothing, or whose plan would zero too much of its
     # stock, is stopped here, before any write (vsc.engine.brakes).
-    brakes.review(ctx, vendor, actions, stream=STREAM, empty_read=not feed and not fresh)
+    brakes.review(ctx, vendor, actions, stream=STREAM, empty_read=not got.feed and not fresh)
     if dry_run:
         return StockPlan(vendor, actions, now)
     # What vsc read of the vendor is kept, so later passes plan from it without reading again.

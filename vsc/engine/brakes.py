@@ -77,10 +77,14 @@ class Brakes:
     findings: list[dict[str, Any]] = field(default_factory=list)
     _counted: dict[str, set[str]] = field(default_factory=dict)
     _approved: set[int] = field(default_factory=set)
+    #: the brakes earlier passes left engaged, read at the first `held` (once, not per vendor)
+    _held: dict[str, dict[str, Any]] | None = None
 
     def held(self, vendor: str) -> dict[str, Any] | None:
         """The brake an earlier pass left engaged on this vendor, if any."""
-        return self.ctx.state.brakes().get(vendor)
+        if self._held is None:
+            self._held = self.ctx.state.brakes()
+        return self._held.get(vendor)
 
     def release(self, vendors: Iterable[str]) -> list[str]:
         """`--force`: release the brakes held on these vendors (journaled)."""

@@ -146,7 +146,13 @@ class Settings:
     source: str | None = None
 
     def vendor(self, name: str) -> VendorSettings:
-        """This vendor's effective settings."""
+        """This vendor's effective settings (made once per vendor: a pass asks for them often)."""
+        made: dict[str, VendorSettings] = self.__dict__.setdefault("_vendor_settings", {})
+        if name not in made:
+            made[name] = self._vendor(name)
+        return made[name]
+
+    def _vendor(self, name: str) -> VendorSettings:
         raw = self.vendors.get(name, {})
         base = VendorSettings(
             order_push=self.order_push,

@@ -690,6 +690,28 @@ class State:
             rows = self._rows_where("product_links", "vendor = ?", [vendor], order_by="id")
         return [self._plink(r) for r in rows]
 
+    def linked_product_ids(self, vendor: str, *, excluding: Sequence[str] = ()) -> set[str]:
+        """The vendor product ids of the vendor's product links, but those in `excluding` states."""
+        marks = ", ".join("?" for _ in excluding) or "NULL"
+        sql = f"SELECT vendor_product_id FROM product_links WHERE vendor = ? AND state NOT IN ({marks})"
+        return {r[0] for r in self.db.conn.execute(sql, [vendor, *excluding])}
+
+    def product_links_where(
+        self, vendor: str, vendor_product_ids: Iterable[str], *, excluding: Sequence[str] = ()
+    ) -> list[ProductLink]:
+        """The vendor's product links of these vendor product ids, but those in `excluding` states."""
+        wanted = list(dict.fromkeys(vendor_product_ids))
+        marks = ", ".join("?" for _ in excluding) or "NULL"
+        out: list[ProductLink] = []
+        for i in range(0, len(wanted), 500):
+            chunk = wanted[i : i + 500]
+            where = f"vendor = ? AND state NOT IN ({marks}) AND vendor_product_id IN ({', '.join('?' for _ in chunk)})"
+            out += [
+                self._plink(r)
+                for r in self._rows_where("product_links", where, [vendor, *excluding, *chunk], order_by="id")
+            ]
+        return out
+
     def first_link_time(self, vendor: str) -> datetime | None:
         """When this vendor's first product link was made (None when it has none)."""
         row = next(iter(self.db.query("SELECT MIN(created_at) AS t FROM product_links WHERE vendor = ?", [vendor])))

@@ -135,14 +135,17 @@ def _with_result(action: Action) -> dict[str, Any] | None:
     return {"summary": action.summary, **action.detail, "result": action.result}
 
 
-def _catalog_inputs(ctx: Context, vendor: str) -> tuple[list[Any], datetime | None, datetime | None, bool]:
-    """The vendor's live product links, its catalog cursor, where reads start, and whether the
-    sweep is due (read once per pass: the prefetch and the run see the same)."""
+#: product links in these states are no longer followed by the catalog stream
+_GONE_STATES = ("vendor_deleted", gone.MERCHANT_DELETED)
 
-    def load() -> tuple[list[Any], datetime | None, datetime | None, bool]:
+
+def _catalog_inputs(ctx: Context, vendor: str) -> tuple[set[str], datetime | None, datetime | None, bool]:
+    """The vendor product ids of its live product links, its catalog cursor, where reads start,
+    and whether the sweep is due (read once per pass: the prefetch and the run see the same)."""
+
+    def load() -> tuple[set[str], datetime | None, datetime | None, bool]:
         state = ctx.state
-        gone_states = ("vendor_deleted", gone.MERCHANT_DELETED)
-        links = [link for link in state.product_links(vendor) if link.state not in gone_states]
+        links = state.linked_product_ids(vendor, excluding=_GONE_STATES)
         old = state.cursor(vendor, catalog.STREAM)
         since = old - timedelta(seconds=ctx.settings.overlap_seconds) if old else None
         return links, old, since, catalog.sweep_due(ctx, vendor, ctx.now())
@@ -155,10 +158,10 @@ def prefetch_catalog(ctx: Context, vendors: Sequence[str]) -> dict[str, Callable
     jobs: dict[str, Callable[[], Any]] = {}
     now = ctx.now()
     for vendor in vendors:
-        links, _, since, sweep = _catalog_inputs(ctx, vendor)
-        if links:
+        linked, _, since, sweep = _catalog_inputs(ctx, vendor)
+        if linked:
             jobs[f"catalog-read:{vendor}"] = functools.partial(
-                catalog.read_vendor, ctx, vendor, links, since=since, now=now, sweep=sweep
+                catalog.read_vendor, ctx, vendor, linked, since=since, now=now, sweep=sweep
             )
     return jobs
 
@@ -179,18 +182,23 @@ class CatalogPlan:
 def plan_catalog(ctx: Context, vendor: str, dry_run: bool) -> CatalogPlan | None:
     """Read (or take the prefetched read of) one vendor's catalog and plan the merchant's writes."""
     state = ctx.state
-    links, old, since, sweep = _catalog_inputs(ctx, vendor)
+    linked, old, since, sweep = _catalog_inputs(ctx, vendor)
     ctx.cache.pop(f"catalog-inputs:{vendor}", None)
-    if not links:
+    if not linked:
         return None
     merchant = ctx.merchant_row().name
     now = ctx.now()
     changed, deleted, swept = ctx.once(
-        f"catalog-read:{vendor}", lambda: catalog.read_vendor(ctx, vendor, links, since=since, now=now, sweep=sweep)
+        f"catalog-read:{vendor}", lambda: catalog.read_vendor(ctx, vendor, linked, since=since, now=now, sweep=sweep)
     )
     ctx.cache.pop(f"catalog-read:{vendor}", None)
     deleted = catalog.settle_read(ctx, vendor, changed, deleted)
-    # Only the links of products that changed: an idle vendor costs no catalog-sized read.
+    # Only the links of products that changed (all of them when some record came unreadable,
+    # to name it): an idle vendor loads none.
+    if ctx.cache.get(f"catalog-unreadable:{vendor}"):
+        links = [link for link in state.product_links(vendor) if link.state not in _GONE_STATES]
+    else:
+        links = state.product_links_where(vendor, [*changed, *deleted], excluding=_GONE_STATES)
     touched = [link.id for link in links if link.vendor_product_id in changed or link.vendor_product_id in deleted]
     vlinks: dict[int, list[Any]] = {}
     for v in state.variant_links_where("product_link_id", touched):

@@ -435,7 +435,7 @@ def sweep_due(ctx: Any, vendor: str, now: datetime) -> bool:
 def read_vendor(
     ctx: Any,
     vendor: str,
-    links: Sequence[ProductLink],
+    linked: set[str],
     *,
     since: datetime | None,
     now: datetime,
@@ -443,9 +443,9 @@ def read_vendor(
 ) -> tuple[dict[str, Product], set[str], bool]:
     """What changed on the vendor: (changed linked products, deleted linked ids, swept?).
 
-    Network reads only when `sweep` is given (so it can run on a reader thread)."""
+    `linked`: the vendor product ids of its live links. Network reads only when `sweep` is
+    given (so it can run on a reader thread)."""
     connector = ctx.connector(vendor)
-    linked = {link.vendor_product_id for link in links}
     if since is None:
         products = connector.get_products(sorted(linked))
         return products, linked - set(products), True

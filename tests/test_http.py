@@ -425,3 +425,25 @@ def test_proxies_come_from_the_environment_and_no_proxy_is_honoured(store, elsew
     proxy_env.setenv("no_proxy", "localhost,127.0.0.1")
     assert session(store).request("GET", "/x").json() == {"via": "direct"}
     assert len(elsewhere.calls) == 1 and len(store.calls) == 1
+
+
+def test_a_pass_reaches_each_store_over_one_kept_alive_connection(cli, monkeypatch):
+    """A steady `vsc sync` pass: every request vsc counts reached the store once, and each store
+    (the merchant on Shopify, a WooCommerce vendor with Basic auth) saw one connection."""
+    from tests.marketplace import open_market
+
+    m = open_market("woocommerce", cli, monkeypatch)
+    try:
+        assert cli("map", "add", "acme", m.vendor.add_shirt()).code == 0
+        assert cli("sync").code == 0
+        m.vendor.set_stock("SH-S", 2)
+        m.merchant.reset_requests()
+        m.vendor.store.reset_requests()
+        assert cli("sync").code == 0
+        seen = {"mall": m.merchant.count(), "acme": m.vendor.store.count()}
+        counted = {s["name"]: s["last_pass"]["requests"] for s in cli("status", "--json").json()["stores"]}
+        assert counted == seen and min(seen.values()) > 0, (counted, seen)
+        assert m.merchant.connections == 1 and m.vendor.store.connections == 1
+        assert m.vendor.stock("SH-S") == 2 and m.merchant.writes
+    finally:
+        m.stop()

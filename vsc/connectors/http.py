@@ -339,9 +339,10 @@ def _encode_params(params: Mapping[str, Any]) -> str:
 
 #: What every request says it accepts; real Shopify compresses what it sends.
 _ACCEPT_ENCODING = "gzip, deflate"
-#: Connections kept per origin: the pass reads stores from a thread pool, and a store's
-#: session may serve several threads at once (urllib3 opens more under load and drops the extras).
-POOL_SIZE = 10
+#: Connections kept per origin: the pass reads stores from a thread pool (`concurrency`, at
+#: most 64), and the merchant's session may serve all of them at once. Only connections
+#: actually opened are kept; beyond this many, urllib3 would close the extras and warn.
+POOL_SIZE = 64
 
 
 class StoreSession:
@@ -582,7 +583,13 @@ class StoreSession:
                     hint=f"Put the PEM file back, or give another: `vsc stores tls {self.store} --ca-bundle PATH`.",
                 ) from None
             try:
-                # urllib3's own retries and redirects are off: vsc's rules above decide both.
+                # urllib3's own retries and redirects are off: vsc's rules above decide both. A
+                # kept-alive connection the server has closed is noticed before it is reused
+                # (urllib3 polls the socket: readable with nothing to read means closed) and a new
+                # one is opened, so that never fails a request. Should the server close it in the
+                # instant between that check and the send, the attempt fails like any cut
+                # (ProtocolError below): nothing, neither urllib3 nor http.client, sends it again
+                # on its own, so a write goes out twice only where it is safe to.
                 raw = opener.urlopen(
                     method,
                     target,

@@ -7,7 +7,9 @@ from __future__ import annotations
 import gzip
 import json
 import logging
+import select
 import socket
+import ssl
 import threading
 import time
 from collections import defaultdict
@@ -110,7 +112,7 @@ class _Server(ThreadingHTTPServer):
 class Script:
     """Answers by (method, path) in the order they were added; the last one repeats."""
 
-    def __init__(self) -> None:
+    def __init__(self, tls: ssl.SSLContext | None = None) -> None:
         self.lock = threading.Lock()
         self.answers: dict[tuple[str, str], list[Answer]] = defaultdict(list)
         self.calls: list[Call] = []
@@ -118,7 +120,9 @@ class Script:
         self.server = _Server(("127.0.0.1", 0), _Handler)
         self.server.script = self
         self.server.numbers = {}
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        if tls is not None:  # handshakes in the accepting thread: enough for a test
+            self.server.socket = tls.wrap_socket(self.server.socket, server_side=True)
+        self.url = f"{'https' if tls else 'http'}://127.0.0.1:{self.server.server_address[1]}"
         threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
 
     def add(self, method: str, path: str, **kw: Any) -> None:
@@ -447,3 +451,59 @@ def test_a_pass_reaches_each_store_over_one_kept_alive_connection(cli, monkeypat
         assert m.vendor.stock("SH-S") == 2 and m.merchant.writes
     finally:
         m.stop()
+
+
+class _Tunnel(BaseHTTPRequestHandler):
+    """An HTTP proxy that only tunnels (CONNECT), as corporate proxies for https do."""
+
+    targets: list[str] = []
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+        return None
+
+    def do_CONNECT(self) -> None:
+        self.targets.append(self.path)
+        host, port = self.path.rsplit(":", 1)
+        with socket.create_connection((host, int(port))) as upstream:
+            self.send_response(200, "Connection established")
+            self.end_headers()
+            ends = [self.connection, upstream]
+            while True:
+                ready, _, _ = select.select(ends, [], [], 5)
+                for end in ready:
+                    data = end.recv(65536)
+                    if not data:
+                        return
+                    (upstream if end is self.connection else self.connection).sendall(data)
+                if not ready:
+                    return
+
+
+def test_https_through_a_tunnelling_proxy_checks_the_store_certificate(proxy_env, isolated):
+    trustme = pytest.importorskip("trustme")
+    ca = trustme.CA()
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ca.issue_cert("127.0.0.1").configure_cert(ctx)
+    pem = isolated / "ca.pem"
+    ca.cert_pem.write_to_path(str(pem))
+    store = Script(tls=ctx)
+    proxy = ThreadingHTTPServer(("127.0.0.1", 0), _Tunnel)
+    proxy.daemon_threads = True
+    threading.Thread(target=proxy.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+    try:
+        store.add("GET", "/x", json={"ok": True})
+        proxy_env.setenv("HTTPS_PROXY", f"http://127.0.0.1:{proxy.server_address[1]}")
+        http._proxy_variables.cache_clear()
+        port = urlsplit(store.url).port
+        _Tunnel.targets = []
+        assert session(store, verify=str(pem)).request("GET", "/x").json() == {"ok": True}
+        assert _Tunnel.targets == [f"127.0.0.1:{port}"] and len(store.calls) == 1
+        # Without the store's CA the handshake through the tunnel fails; nothing is sent or retried.
+        s = session(store)
+        with pytest.raises(TlsError, match=rf"TLS certificate of 127.0.0.1:{port} could not be verified \(.+\)"):
+            s.request("GET", "/x")
+        assert len(store.calls) == 1 and s.stats["tls_errors"] == 1 and s.stats["requests"] == 1
+    finally:
+        proxy.shutdown()
+        proxy.server_close()
+        store.stop()

@@ -24,9 +24,9 @@ rules below hold for every platform:
 
 The transport is `urllib3`, used directly: one pool of kept-alive connections per store
 origin, with urllib3's own retries and redirects off (the rules above are vsc's), bodies
-read whole and gzip/deflate decoded. `requests` cost about three times as much CPU per
-request (bench/RESULTS.md, "HTTP client overhead"), most of a steady pass over hundreds
-of vendors. Answers come back as `Response`, which has the parts of `requests.Response`
+read whole and gzip/deflate decoded. `requests` cost about twice as much CPU per
+request (bench/RESULTS.md, "HTTP client overhead"), a large share of a steady pass over
+hundreds of vendors. Answers come back as `Response`, with the parts of `requests.Response`
 the connectors read. Proxies come from the environment (`https_proxy`, `no_proxy`...),
 read once per session.
 """

@@ -426,9 +426,10 @@ def test_proxies_come_from_the_environment_and_no_proxy_is_honoured(store, elsew
     assert session(store).request("GET", "/x").json() == {"via": "proxy"}
     assert [c.target for c in elsewhere.calls] == [f"{store.url}/x"] and store.calls == []
 
-    proxy_env.setenv("no_proxy", "localhost,127.0.0.1")
-    assert session(store).request("GET", "/x").json() == {"via": "direct"}
-    assert len(elsewhere.calls) == 1 and len(store.calls) == 1
+    for no_proxy in ("localhost,127.0.0.1", "example.com, 127.0.0.0/8"):
+        proxy_env.setenv("no_proxy", no_proxy)
+        assert session(store).request("GET", "/x").json() == {"via": "direct"}
+    assert len(elsewhere.calls) == 1 and len(store.calls) == 2
 
 
 def test_a_pass_reaches_each_store_over_one_kept_alive_connection(cli, monkeypatch):

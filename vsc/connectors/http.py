@@ -264,7 +264,7 @@ def parse_link_header(value: str) -> list[dict[str, str]]:
     return links
 
 
-_contexts: dict[Any, ssl.SSLContext] = {}
+_contexts: dict[str | bool, tuple[Any, ssl.SSLContext]] = {}
 _contexts_lock = threading.Lock()
 
 
@@ -277,37 +277,52 @@ def tls_context(verify: bool | str) -> ssl.SSLContext:
     that changed (or went away) is read again, so a moved bundle fails the store at once.
     Raises OSError (ssl.SSLError is one) when the bundle cannot be read.
     """
-    if verify is False:
-        key: Any = False
-    else:
+    path: str | bool = False
+    stamp: Any = None
+    if verify is not False:
         path = certifi.where() if verify is True else str(verify)
         st = os.stat(path)
-        key = (path, st.st_ino, st.st_mtime_ns, st.st_size)
+        stamp = (st.st_ino, st.st_mtime_ns, st.st_size)
     with _contexts_lock:
-        ctx = _contexts.get(key)
-        if ctx is None:
-            if verify is False:
-                ctx = create_urllib3_context(cert_reqs=ssl.CERT_NONE)
+        known = _contexts.get(path)
+        if known is not None and known[0] == stamp:
+            return known[1]
+        if path is False:
+            ctx = create_urllib3_context(cert_reqs=ssl.CERT_NONE)
+        else:
+            ctx = create_urllib3_context(cert_reqs=ssl.CERT_REQUIRED)
+            if os.path.isdir(path):
+                ctx.load_verify_locations(capath=path)
             else:
-                ctx = create_urllib3_context(cert_reqs=ssl.CERT_REQUIRED)
-                if os.path.isdir(key[0]):
-                    ctx.load_verify_locations(capath=key[0])
-                else:
-                    ctx.load_verify_locations(cafile=key[0])
-            _contexts[key] = ctx
+                ctx.load_verify_locations(cafile=path)
+        _contexts[path] = (stamp, ctx)
         return ctx
 
 
 def proxy_for(url: str) -> str | None:
     """The proxy the environment names for `url` (https_proxy, http_proxy, all_proxy), unless
-    no_proxy exempts its host; None without any proxy variable (looked up once a process)."""
+    no_proxy exempts its host (names, suffixes, host:port, and for IP addresses CIDR ranges
+    such as 10.0.0.0/8, as requests reads it); None without any proxy variable (looked up
+    once a process)."""
     if not _proxy_variables():
         return None
     proxies = urllib.request.getproxies_environment()
     parts = urlsplit(url)
-    netloc = parts.netloc.rpartition("@")[2]
-    if proxies.get("no") and urllib.request.proxy_bypass_environment(netloc, proxies):
-        return None
+    if proxies.get("no"):
+        host = parts.hostname or ""
+        try:
+            address = ipaddress.ip_address(host)
+        except ValueError:
+            address = None
+        for entry in proxies["no"].replace(" ", "").split(","):
+            if address is not None and "/" in entry:
+                try:
+                    if address in ipaddress.ip_network(entry, strict=False):
+                        return None
+                except ValueError:
+                    continue
+        if urllib.request.proxy_bypass_environment(parts.netloc.rpartition("@")[2], proxies):
+            return None
     return proxies.get(parts.scheme) or proxies.get("all") or None
 
 

@@ -5,9 +5,9 @@ rules below hold for every platform:
 
 - only `https://` URLs, or `http://` on a loopback address (the sandbox stores);
 - TLS certificates are always verified: against `certifi`'s roots (or the bundle in
-  `REQUESTS_CA_BUNDLE`), or against the store's own `--ca-bundle`; only a store connected
-  with `--insecure-skip-tls-verify` skips the check, and every session opened for it
-  says so on the log at warning level;
+  `REQUESTS_CA_BUNDLE` or `CURL_CA_BUNDLE`, read when the session opens), or against the
+  store's own `--ca-bundle`; only a store connected with `--insecure-skip-tls-verify` skips
+  the check, and every session opened for it says so on the log at warning level;
 - every attempt waits on the store's `Limiter` first (Shopify cost points,
   Squarespace's requests per minute...);
 - a call is retried with backoff only where repeating it cannot apply it twice:
@@ -16,32 +16,57 @@ rules below hold for every platform:
 - 4xx answers are handed back to the connector, which knows its platform's
   error shapes; 429 and 5xx that outlive their retries become `RetriableError`;
 - redirects are followed only within the store's own origin (same scheme, host and
-  port), and for a write only when it keeps its method (307/308): requests would carry
-  a custom credential header such as X-Shopify-Access-Token to any host, even over
+  port), and for a write only when it keeps its method (307/308): a generic client would
+  carry a custom credential header such as X-Shopify-Access-Token to any host, even over
   plain http, and a 301/302 silently turns a POST into a GET;
-- secrets never reach the log: headers are logged redacted.
+- secrets never reach the log: headers are logged redacted, and a signed URL's query
+  string not at all.
+
+The transport is `urllib3`, used directly: one pool of kept-alive connections per store
+origin, with urllib3's own retries and redirects off (the rules above are vsc's), bodies
+read whole and gzip/deflate decoded. `requests` cost about twice as much CPU per
+request (bench/RESULTS.md, "HTTP client overhead"), a large share of a steady pass over
+hundreds of vendors. Answers come back as `Response`, with the parts of `requests.Response`
+the connectors read. Proxies come from the environment (`https_proxy`, `no_proxy`...),
+read once per session.
 """
 
 from __future__ import annotations
 
+import base64
 import functools
 import ipaddress
+import json as jsonlib
 import logging
 import os
 import random
+import re
+import ssl
+import threading
 import time
+import urllib.request
 import warnings
 from collections import Counter
 from collections.abc import Callable, Mapping
 from email.utils import parsedate_to_datetime
-from typing import Any, Protocol
-from urllib.parse import urljoin, urlsplit
+from typing import Any, NamedTuple, Protocol
+from urllib.parse import urlencode, urljoin, urlsplit
 
-import requests
+import certifi
 import urllib3
+from urllib3 import HTTPHeaderDict
+from urllib3.exceptions import (
+    ConnectTimeoutError,
+    HTTPError,
+    ProxySchemeUnknown,
+    ReadTimeoutError,
+    SSLError,
+)
+from urllib3.util.ssl_ import create_urllib3_context
 
 from vsc import USER_AGENT
 from vsc.errors import ApiError, RateLimited, RetriableError, TlsError, UsageError
+from vsc.secrets import redactor
 
 log = logging.getLogger("vsc.http")
 
@@ -96,18 +121,18 @@ class Limiter(Protocol):
 
     def acquire(self, method: str, url: str, *, cost: float = 1.0) -> None: ...
 
-    def observe(self, response: requests.Response) -> None: ...
+    def observe(self, response: Response) -> None: ...
 
 
 class NoLimit:
     def acquire(self, method: str, url: str, *, cost: float = 1.0) -> None:
         return None
 
-    def observe(self, response: requests.Response) -> None:
+    def observe(self, response: Response) -> None:
         return None
 
 
-def retry_after_seconds(response: requests.Response) -> float | None:
+def retry_after_seconds(response: Response) -> float | None:
     value = response.headers.get("Retry-After")
     if not value:
         return None
@@ -122,7 +147,7 @@ def retry_after_seconds(response: requests.Response) -> float | None:
 
 def _certificate_refused(exc: BaseException) -> bool:
     """Whether a connection failed because the server's certificate did not verify."""
-    return isinstance(exc, requests.exceptions.SSLError) and "CERTIFICATE_VERIFY_FAILED" in str(exc)
+    return isinstance(exc, SSLError) and "CERTIFICATE_VERIFY_FAILED" in str(exc)
 
 
 def _tls_reason(exc: BaseException) -> str:
@@ -147,8 +172,200 @@ def _proxy_variables() -> bool:
     return any(name.lower().endswith("_proxy") for name in os.environ)
 
 
+class RequestLine(NamedTuple):
+    """What was sent, as `Response.request` tells it (the method is what connectors read)."""
+
+    method: str
+    url: str
+
+
+class Response:
+    """A store's answer, read whole: the parts of `requests.Response` the connectors use.
+
+    `headers` is case-insensitive; `json()` raises `ValueError` on a body that is not JSON
+    (as requests does, whose JSONDecodeError is one); `text` decodes with the charset of the
+    Content-Type, else UTF-8, replacing what does not decode.
+    """
+
+    __slots__ = ("status_code", "headers", "content", "url", "request", "reason")
+
+    def __init__(
+        self, status_code: int, headers: Mapping[str, str], content: bytes, url: str, method: str, reason: str = ""
+    ) -> None:
+        self.status_code = status_code
+        self.headers = headers if isinstance(headers, HTTPHeaderDict) else HTTPHeaderDict(headers)
+        self.content = content
+        self.url = url
+        self.request = RequestLine(method, url)
+        self.reason = reason
+
+    def __repr__(self) -> str:
+        return f"<Response [{self.status_code}]>"
+
+    @property
+    def ok(self) -> bool:
+        return self.status_code < 400
+
+    @property
+    def encoding(self) -> str | None:
+        """The charset the Content-Type names, if any."""
+        ctype = self.headers.get("Content-Type")
+        if not ctype:
+            return None
+        for param in ctype.split(";")[1:]:
+            name, _, value = param.partition("=")
+            if name.strip().lower() == "charset":
+                return value.strip().strip("'\"") or None
+        return None
+
+    @property
+    def text(self) -> str:
+        encoding = self.encoding or "utf-8"
+        try:
+            return self.content.decode(encoding, errors="replace")
+        except LookupError:  # a charset Python does not know
+            return self.content.decode("utf-8", errors="replace")
+
+    def json(self) -> Any:
+        encoding = self.encoding
+        if encoding is None or encoding.lower().replace("-", "") == "utf8":
+            # json.loads reads bytes as UTF-8/16/32 by their first bytes, as requests does.
+            return jsonlib.loads(self.content)
+        return jsonlib.loads(self.text)
+
+    @property
+    def is_redirect(self) -> bool:
+        return self.status_code in (301, 302, 303, 307, 308) and "Location" in self.headers
+
+    @property
+    def links(self) -> dict[str, dict[str, str]]:
+        """The Link header (RFC 8288) by `rel`: {"next": {"url": ..., "rel": "next"}, ...}."""
+        value = self.headers.get("Link")
+        return {(link.get("rel") or link["url"]): link for link in parse_link_header(value)} if value else {}
+
+
+def parse_link_header(value: str) -> list[dict[str, str]]:
+    """`<url>; rel="next", <url2>; rel="prev"` → [{"url": url, "rel": "next"}, ...], read as
+    requests reads it (quotes and spaces around parts dropped; a malformed parameter ends a link's)."""
+    quotes = " '\""
+    links: list[dict[str, str]] = []
+    value = value.strip(quotes)
+    if not value:
+        return links
+    for part in re.split(", *<", value):
+        url, _, params = part.partition(";")
+        link = {"url": url.strip("<> '\"")}
+        for param in params.split(";") if params else ():
+            key, eq, val = param.partition("=")
+            if not eq or "=" in val:
+                break
+            link[key.strip(quotes)] = val.strip(quotes)
+        links.append(link)
+    return links
+
+
+_contexts: dict[str | bool, tuple[Any, ssl.SSLContext]] = {}
+_contexts_lock = threading.Lock()
+
+
+def tls_context(verify: bool | str) -> ssl.SSLContext:
+    """The TLS settings for `verify`: True (certifi's roots), a CA bundle's path (a PEM file
+    or a directory of them), or False (no certificate or hostname check).
+
+    Shared by every session that checks against the same file as it is now: loading
+    certifi's bundle costs milliseconds, and a pass opens a session per store. A file
+    that changed (or went away) is read again, so a moved bundle fails the store at once.
+    Raises OSError (ssl.SSLError is one) when the bundle cannot be read.
+    """
+    path: str | bool = False
+    stamp: Any = None
+    if verify is not False:
+        path = certifi.where() if verify is True else str(verify)
+        st = os.stat(path)
+        stamp = (st.st_ino, st.st_mtime_ns, st.st_size)
+    with _contexts_lock:
+        known = _contexts.get(path)
+        if known is not None and known[0] == stamp:
+            return known[1]
+        if path is False:
+            ctx = create_urllib3_context(cert_reqs=ssl.CERT_NONE)
+        else:
+            ctx = create_urllib3_context(cert_reqs=ssl.CERT_REQUIRED)
+            if os.path.isdir(path):
+                ctx.load_verify_locations(capath=path)
+            else:
+                ctx.load_verify_locations(cafile=path)
+        _contexts[path] = (stamp, ctx)
+        return ctx
+
+
+def proxy_for(url: str) -> str | None:
+    """The proxy the environment names for `url` (https_proxy, http_proxy, all_proxy), unless
+    no_proxy exempts its host (names, suffixes, host:port, and for IP addresses CIDR ranges
+    such as 10.0.0.0/8, as requests reads it); None without any proxy variable (looked up
+    once a process)."""
+    if not _proxy_variables():
+        return None
+    proxies = urllib.request.getproxies_environment()
+    parts = urlsplit(url)
+    if proxies.get("no"):
+        host = parts.hostname or ""
+        try:
+            address = ipaddress.ip_address(host)
+        except ValueError:
+            address = None
+        for entry in proxies["no"].replace(" ", "").split(","):
+            if address is not None and "/" in entry:
+                try:
+                    if address in ipaddress.ip_network(entry, strict=False):
+                        return None
+                except ValueError:
+                    continue
+        if urllib.request.proxy_bypass_environment(parts.netloc.rpartition("@")[2], proxies):
+            return None
+    return proxies.get(parts.scheme) or proxies.get("all") or None
+
+
+def basic_auth(user: str, password: str) -> str:
+    """The Authorization value for HTTP Basic auth (latin-1, as requests encodes it)."""
+    return "Basic " + base64.b64encode(f"{user}:{password}".encode("latin-1")).decode("ascii")
+
+
+def _merged(base: Mapping[str, str], extra: Mapping[str, str | None]) -> dict[str, str]:
+    """`base` with `extra` laid over it, names compared without case; a None value removes one."""
+    out = dict(base)
+    for name, value in extra.items():
+        low = name.lower()
+        for have in [k for k in out if k.lower() == low]:
+            del out[have]
+        if value is not None:
+            out[name] = value
+    return out
+
+
+def _encode_params(params: Mapping[str, Any]) -> str:
+    """A query string as requests builds it: lists repeat the name, None values are left out."""
+    pairs: list[tuple[str, Any]] = []
+    for name, value in params.items():
+        values = value if isinstance(value, list | tuple) else [value]
+        pairs.extend((name, v) for v in values if v is not None)
+    return urlencode(pairs)
+
+
+#: What every request says it accepts; real Shopify compresses what it sends.
+_ACCEPT_ENCODING = "gzip, deflate"
+#: Connections kept per origin: the pass reads stores from a thread pool (`concurrency`, at
+#: most 64), and the merchant's session may serve all of them at once. Only connections
+#: actually opened are kept; beyond this many, urllib3 would close the extras and warn.
+POOL_SIZE = 64
+
+
 class StoreSession:
-    """HTTP to one store. Connectors call `request`; tests read `stats`."""
+    """HTTP to one store. Connectors call `request`; tests read `stats`.
+
+    Thread-safe: urllib3's pools hand each thread its own connection, and the pools
+    themselves are made once, under a lock.
+    """
 
     def __init__(
         self,
@@ -157,7 +374,7 @@ class StoreSession:
         base_url: str,
         *,
         headers: Mapping[str, str] | None = None,
-        auth: Any = None,
+        auth: tuple[str, str] | None = None,
         limiter: Limiter | None = None,
         timeout: tuple[float, float] = (10.0, 60.0),
         max_retries: int = 5,
@@ -171,12 +388,13 @@ class StoreSession:
         self.base_url = validate_store_url(base_url, what=f"{store}'s URL")
         self.limiter: Limiter = limiter or NoLimit()
         self.timeout = timeout
+        self._timeout = urllib3.Timeout(connect=timeout[0], read=timeout[1])
         self.max_retries = max_retries
         self.backoff = backoff
         self.max_backoff = max_backoff
         self.sleep = sleep
-        # True: the default trust store (requests honours REQUESTS_CA_BUNDLE); a path: that
-        # PEM bundle; False only for a store connected with --insecure-skip-tls-verify.
+        # True: the default trust store; a path: that PEM bundle; False only for a store
+        # connected with --insecure-skip-tls-verify.
         self.verify = verify
         if verify is False:
             # vsc says it once per store and session, in its own words; urllib3's warning on every
@@ -187,47 +405,105 @@ class StoreSession:
                 "anyone on the network path can read and change what vsc sends, credentials included",
                 store,
             )
-        self.stats: Counter[str] = Counter()
-        self._http = requests.Session()
-        # requests re-reads the environment on every request of a session that trusts it
-        # (proxies and no_proxy, netrc, REQUESTS_CA_BUNDLE): a walk over every variable, twice.
-        # With a secret per vendor in the environment that was most of a 200-vendor pass's CPU,
-        # so it is read once here, for this store's URL, and the session stops looking.
-        self._http.trust_env = False
-        if _proxy_variables():
-            self._http.proxies.update(requests.utils.get_environ_proxies(self.base_url))
-        self._verify = verify
+        # The default trust store can be replaced for every store by REQUESTS_CA_BUNDLE (or
+        # CURL_CA_BUNDLE), read here once; a store's own bundle or opt-out wins over it.
+        self._verify: bool | str = verify
         if verify is True:
             self._verify = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or True
-        self._http.headers["User-Agent"] = USER_AGENT
-        self._http.headers["Accept"] = "application/json"
+        self.stats: Counter[str] = Counter()
+        # The store's headers, credentials included: sent to the store's origin and nowhere else
+        # unless a connector asks for another URL of its own (never for a signed one).
+        self._headers: dict[str, str] = {
+            "User-Agent": USER_AGENT,
+            "Accept-Encoding": _ACCEPT_ENCODING,
+            "Accept": "application/json",
+            "Connection": "keep-alive",
+        }
         if headers:
-            self._http.headers.update(headers)
+            self._headers = _merged(self._headers, headers)
         if auth is not None:
-            self._http.auth = auth
-        self._bare_session: requests.Session | None = None
+            # HTTP Basic, worked out once: (user, password) as requests' HTTPBasicAuth sends it.
+            # The header carries both secrets in one base64 string, which the log filter learns
+            # too (it knows the key and secret only as they are).
+            value = basic_auth(*auth)
+            redactor.register(value.split(" ", 1)[1])
+            self._headers = _merged(self._headers, {"Authorization": value})
+        self._bare_headers = {"User-Agent": USER_AGENT, "Accept-Encoding": _ACCEPT_ENCODING, "Accept": "*/*"}
+        parts = urlsplit(self.base_url)
+        self._origin = f"{parts.scheme}://{parts.netloc}"
+        self._proxy = proxy_for(self.base_url)
+        self._lock = threading.Lock()
+        self._managers: dict[tuple[str | None, bool], urllib3.PoolManager] = {}
+        self._pool: urllib3.HTTPConnectionPool | None = None
 
     def url(self, path: str) -> str:
         if path.startswith(("http://", "https://")):
             return path
-        return urljoin(self.base_url + "/", path.lstrip("/"))
+        path = path.lstrip("/")
+        if path.startswith(".") or "/." in path:  # dot segments, resolved as a browser would
+            return urljoin(self.base_url + "/", path)
+        return f"{self.base_url}/{path}"
 
-    @property
-    def _bare(self) -> requests.Session:
-        """Signed URLs on other hosts (Shopify's staged uploads and bulk results) get a session
-        without the store's headers: the access token must never travel to them. Made on first
-        use (few passes need it; a session costs ~1 ms to make, and a pass opens hundreds)."""
-        if self._bare_session is None:
-            self._bare_session = requests.Session()
-            self._bare_session.headers["User-Agent"] = USER_AGENT
-        return self._bare_session
+    def _manager(self, proxy: str | None, tls: bool) -> urllib3.PoolManager:
+        """The pools (by origin) for requests through `proxy` (None: direct), made on first use.
+        `tls`: for https:// URLs, whose certificates are checked as the session says (the CA
+        bundle is read only then: a plain-http sandbox store never needs one)."""
+        key = (proxy, tls)
+        manager = self._managers.get(key)
+        if manager is None:
+            with self._lock:
+                manager = self._managers.get(key)
+                if manager is None:
+                    kw: dict[str, Any] = {"num_pools": 4, "maxsize": POOL_SIZE, "retries": False}
+                    if tls:
+                        kw["ssl_context"] = tls_context(self._verify)
+                        if self._verify is False:
+                            kw["assert_hostname"] = False
+                    if proxy is None:
+                        manager = urllib3.PoolManager(**kw)
+                    else:
+                        try:
+                            manager = urllib3.ProxyManager(proxy, **kw)
+                        except (ProxySchemeUnknown, ValueError) as exc:
+                            raise UsageError(
+                                f"{self.store}: the proxy the environment names ({proxy.rpartition('@')[2]}) "
+                                f"cannot be used: {exc}",
+                                hint="Set https_proxy/http_proxy to an http:// or https:// proxy, or add the "
+                                "store's host to no_proxy.",
+                            ) from None
+                    self._managers[key] = manager
+        return manager
+
+    def _store_pool(self) -> urllib3.HTTPConnectionPool:
+        """The kept-alive connections to the store's own origin (no proxy in between)."""
+        pool = self._pool
+        if pool is None:
+            manager = self._manager(None, self._origin.startswith("https:"))
+            with self._lock:
+                if self._pool is None:
+                    self._pool = manager.connection_from_url(self._origin)
+                pool = self._pool
+        return pool
 
     def close(self) -> None:
-        self._http.close()
-        if self._bare_session is not None:
-            self._bare_session.close()
+        with self._lock:
+            managers, self._managers, self._pool = list(self._managers.values()), {}, None
+        for manager in managers:
+            manager.clear()
 
-    def _redirect_target(self, method: str, url: str, response: requests.Response, redirects: int) -> str:
+    def _opener(self, url: str, signed: bool) -> tuple[urllib3.PoolManager | urllib3.HTTPConnectionPool, str]:
+        """Where to send a request for `url`, and the target to give it there.
+
+        The store's own URLs (the common case, made cheap) go to its pool with just their path;
+        anything else (a signed URL, another origin, a proxy) goes through a pool manager.
+        Raises OSError when the CA bundle cannot be read (the pools are made on first use).
+        """
+        own = url.startswith(self._origin + "/")
+        if own and not signed and self._proxy is None:
+            return self._store_pool(), url[len(self._origin) :]
+        return self._manager(self._proxy if own else proxy_for(url), url.startswith("https:")), url
+
+    def _redirect_target(self, method: str, url: str, response: Response, redirects: int) -> str:
         """Where to follow a redirect, or `ApiError` naming it when vsc must not follow it."""
         target = urljoin(url, response.headers.get("Location", ""))
         here, there = urlsplit(url), urlsplit(target)
@@ -264,13 +540,13 @@ class StoreSession:
         params: Mapping[str, Any] | None = None,
         json: Any = None,
         data: Any = None,
-        files: Any = None,
+        files: Mapping[str, Any] | None = None,
         headers: Mapping[str, str] | None = None,
         safe: bool | None = None,
         cost: float = 1.0,
         write: bool | None = None,
         signed: bool = False,
-    ) -> requests.Response:
+    ) -> Response:
         """Send one request, retried as the rules above allow.
 
         `safe` says whether repeating the call cannot apply it twice; it defaults to
@@ -281,15 +557,24 @@ class StoreSession:
         download address, possibly on another host). It goes out without the store's
         headers or credentials and without waiting on the store's limiter; the URL
         rules still hold.
+        The body is `json` (sent as JSON), or `data` (bytes or text as they are, a mapping
+        as a form) with `files` ({field: (filename, bytes, content type)}) making it a
+        multipart form: `data`'s fields first, then the files, in their order.
         """
         method = method.upper()
         url = validate_store_url(path, what="signed URL") if signed else self.url(path)
-        http = self._bare if signed else self._http
         hdrs = dict(headers or {})
         if safe is None:
             safe = method in SAFE_METHODS or any(k.lower() == "idempotency-key" for k in hdrs)
         if write is None:
             write = method not in SAFE_METHODS
+        body, content_type = _encode_body(json, data, files)
+        if content_type is not None:
+            hdrs = _merged({"Content-Type": content_type}, hdrs)
+        base = self._bare_headers if signed else self._headers
+        send_headers = _merged(base, hdrs) if hdrs else base
+        if params:
+            url = url + ("&" if "?" in url else "?") + _encode_params(params)
         attempt = 0
         redirects = 0
         while True:
@@ -300,49 +585,40 @@ class StoreSession:
                 self.stats["writes"] += 1
             if log.isEnabledFor(logging.DEBUG):
                 # A signed URL's query string is a credential: log it without one.
-                log.debug("%s %s %s params=%s", self.store, method, url.split("?")[0] if signed else url, params)
+                log.debug("%s %s %s", self.store, method, url.split("?")[0] if signed else url)
             try:
-                # `verify` goes with every request: set only on the session, requests would let
-                # REQUESTS_CA_BUNDLE override a store's own bundle or its explicit opt-out.
-                response = http.request(
-                    method,
-                    url,
-                    params=params,
-                    json=json,
-                    data=data,
-                    files=files,
-                    headers=hdrs,
-                    timeout=self.timeout,
-                    verify=self._verify if http is self._http else self.verify,
-                    allow_redirects=False,  # followed below, within the store's origin only
-                )
-            except requests.ConnectionError as exc:
-                if _certificate_refused(exc):
-                    # Refused during the handshake, before any byte of the request went out; it
-                    # will be refused again on a retry, so say what to do instead.
-                    self.stats["tls_errors"] += 1
-                    raise TlsError(
-                        f"{self.store}: the TLS certificate of {urlsplit(url).netloc} could not be verified "
-                        f"({_tls_reason(exc)}); nothing was sent",
-                        store=self.store,
-                        platform=self.platform,
-                        hint=tls_hint(self.store),
-                    ) from None
-                # A connection that never opened carried nothing: safe to send again.
-                # One cut after sending may have been applied: only safe calls repeat.
-                never_sent = isinstance(exc, requests.ConnectTimeout) or "NewConnectionError" in repr(exc)
-                self.stats["connection_errors"] += 1
-                if (safe or never_sent) and attempt < self.max_retries:
-                    self.sleep(self._delay(attempt, None))
-                    attempt += 1
-                    continue
-                raise RetriableError(
-                    f"{self.store}: connection to {urlsplit(url).netloc} failed ({type(exc).__name__})"
-                    + ("" if safe else "; the store may or may not have applied the write"),
+                opener, target = self._opener(url, signed)
+            except OSError:
+                # Reading the CA bundle, before any connection opened.
+                bundle = certifi.where() if self._verify is True else self._verify
+                raise TlsError(
+                    f"{self.store}: cannot read its CA bundle {bundle!r}",
                     store=self.store,
                     platform=self.platform,
+                    hint=f"Put the PEM file back, or give another: `vsc stores tls {self.store} --ca-bundle PATH`.",
                 ) from None
-            except requests.Timeout:
+            try:
+                # urllib3's own retries and redirects are off: vsc's rules above decide both. A
+                # kept-alive connection the server has closed is noticed before it is reused
+                # (urllib3 polls the socket: readable with nothing to read means closed) and a new
+                # one is opened, so that never fails a request. Should the server close it in the
+                # instant between that check and the send, the attempt fails like any cut
+                # (ProtocolError below): nothing, neither urllib3 nor http.client, sends it again
+                # on its own, so a write goes out twice only where it is safe to.
+                raw = opener.urlopen(
+                    method,
+                    target,
+                    body=body,
+                    headers=send_headers,
+                    retries=False,
+                    redirect=False,
+                    assert_same_host=False,
+                    timeout=self._timeout,
+                    preload_content=True,
+                    decode_content=True,
+                )
+            except ReadTimeoutError:
+                # The request went out whole and no answer came in time: a write may have been applied.
                 self.stats["timeouts"] += 1
                 if safe and attempt < self.max_retries:
                     self.sleep(self._delay(attempt, None))
@@ -354,21 +630,46 @@ class StoreSession:
                     store=self.store,
                     platform=self.platform,
                 ) from None
-            except OSError as exc:  # after requests' own errors, which are OSErrors too
-                if "CA certificate bundle" not in str(exc):
-                    raise
-                raise TlsError(
-                    f"{self.store}: cannot read its CA bundle {self._verify!r}",
+            except HTTPError as exc:
+                if _certificate_refused(exc):
+                    # Refused during the handshake, before any byte of the request went out; it
+                    # will be refused again on a retry, so say what to do instead.
+                    self.stats["tls_errors"] += 1
+                    raise TlsError(
+                        f"{self.store}: the TLS certificate of {urlsplit(url).netloc} could not be verified "
+                        f"({_tls_reason(exc)}); nothing was sent",
+                        store=self.store,
+                        platform=self.platform,
+                        hint=tls_hint(self.store),
+                    ) from None
+                # A connection that never opened (refused, unresolvable, connect timeout:
+                # NewConnectionError is a ConnectTimeoutError) carried nothing: safe to send again.
+                # One reset or cut after sending (ProtocolError), or anything else, may have been
+                # applied: only safe calls repeat.
+                never_sent = isinstance(exc, ConnectTimeoutError)
+                self.stats["connection_errors"] += 1
+                if (safe or never_sent) and attempt < self.max_retries:
+                    self.sleep(self._delay(attempt, None))
+                    attempt += 1
+                    continue
+                raise RetriableError(
+                    f"{self.store}: connection to {urlsplit(url).netloc} failed ({_failure(exc)})"
+                    + (
+                        "; nothing was sent"
+                        if never_sent
+                        else ""
+                        if safe
+                        else "; the store may or may not have applied the write"
+                    ),
                     store=self.store,
                     platform=self.platform,
-                    hint=f"Put the PEM file back, or give another: `vsc stores tls {self.store} --ca-bundle PATH`.",
                 ) from None
+            response = Response(raw.status, raw.headers, raw.data, url, method, raw.reason or "")
             self.stats[f"status_{response.status_code}"] += 1
             self.limiter.observe(response)
             if response.is_redirect:
                 url = self._redirect_target(method, url, response, redirects)
                 redirects += 1
-                params = None  # the Location carries the query it wants
                 continue
             if response.status_code == 429:
                 self.stats["throttled"] += 1
@@ -397,3 +698,29 @@ class StoreSession:
                     status=response.status_code,
                 )
             return response
+
+
+def _encode_body(json: Any, data: Any, files: Mapping[str, Any] | None) -> tuple[bytes | None, str | None]:
+    """The request body and its Content-Type (None: no body, or `data` as it was given)."""
+    if files:
+        fields: list[tuple[str, Any]] = list((data or {}).items())
+        fields.extend(files.items())
+        body, content_type = urllib3.encode_multipart_formdata(fields)
+        return body, content_type
+    if json is not None:
+        # allow_nan=False: NaN is not JSON, and a store would refuse it (or worse, read it).
+        return jsonlib.dumps(json, allow_nan=False).encode("utf-8"), "application/json"
+    if data is None:
+        return None, None
+    if isinstance(data, Mapping):
+        return _encode_params(data).encode("ascii"), "application/x-www-form-urlencoded"
+    return (data.encode("utf-8") if isinstance(data, str) else bytes(data)), None
+
+
+def _failure(exc: BaseException) -> str:
+    """What went wrong with a connection, in a few words: "NewConnectionError: Connection refused",
+    "ProtocolError: Remote end closed connection without response"."""
+    cause = exc.args[-1] if exc.args and isinstance(exc.args[-1], BaseException) else exc
+    text = str(cause).split("Failed to establish a new connection: ")[-1]
+    text = re.sub(r"\[Errno -?\d+\] ", "", text).strip()[:200]
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__

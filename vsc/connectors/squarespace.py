@@ -30,8 +30,6 @@ from decimal import Decimal, InvalidOperation
 from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
-import requests
-
 from vsc.connectors.base import (
     Address,
     Connector,
@@ -48,7 +46,7 @@ from vsc.connectors.base import (
     VariantRef,
     pass_memo,
 )
-from vsc.connectors.http import StoreSession
+from vsc.connectors.http import Response, StoreSession
 from vsc.errors import ApiError, AuthError, NotFound, PayloadError, RetriableError, Unsupported, UserErrors
 
 API_URL = "https://api.squarespace.com"
@@ -146,7 +144,7 @@ class SquarespaceLimiter:
             self.waited += wait
             self.sleep(wait)
 
-    def observe(self, response: requests.Response) -> None:
+    def observe(self, response: Response) -> None:
         """After a 429 every request waits out the one-minute cool-down [SQ-rate]."""
         if response.status_code == 429:
             with self._lock:
@@ -537,13 +535,13 @@ class SquarespaceConnector(Connector):
         headers: Mapping[str, str] | None = None,
         ok: tuple[int, ...] = (200,),
         what: str,
-    ) -> requests.Response:
+    ) -> Response:
         response = self.session.request(method, path, params=params, json=json, headers=headers)
         if response.status_code in ok:
             return response
         raise self._error(response, what)
 
-    def _error(self, response: requests.Response, what: str) -> ApiError:
+    def _error(self, response: Response, what: str) -> ApiError:
         """The standard error body → a typed error naming the store, the platform's
         message and its contextId (to quote to Squarespace support) [SQ-errors]."""
         try:
@@ -582,7 +580,7 @@ class SquarespaceConnector(Connector):
             return UserErrors(message, errors=[{"field": None, "message": detail, "code": code}], **kw)
         return ApiError(message, **kw)
 
-    def _json(self, response: requests.Response, what: str) -> Any:
+    def _json(self, response: Response, what: str) -> Any:
         try:
             return response.json()
         except ValueError:

@@ -30,9 +30,6 @@ from decimal import Decimal, InvalidOperation
 from typing import Any, ClassVar
 from urllib.parse import parse_qs, urlsplit
 
-import requests
-from requests.auth import HTTPBasicAuth
-
 from vsc import USER_AGENT
 from vsc.connectors.base import (
     Address,
@@ -51,7 +48,7 @@ from vsc.connectors.base import (
     VariantRef,
     pass_memo,
 )
-from vsc.connectors.http import StoreSession
+from vsc.connectors.http import Response, StoreSession
 from vsc.errors import ApiError, AuthError, NotFound, PayloadError, Unsupported, UserErrors
 
 log = logging.getLogger("vsc.woocommerce")
@@ -467,7 +464,7 @@ class WooCommerceConnector(Connector):
         headers = dict(session_kw.pop("headers", None) or {})
         # Hosts' firewalls block library User-Agents such as WooCommerce-Python-REST-API [PY-issues].
         headers.setdefault("User-Agent", f"{USER_AGENT} woocommerce-rest-v3 connector")
-        session = StoreSession(name, cls.platform, url, auth=HTTPBasicAuth(key, secret), headers=headers, **session_kw)
+        session = StoreSession(name, cls.platform, url, auth=(key, secret), headers=headers, **session_kw)
         return cls(name, session)
 
     # -- HTTP and errors ---------------------------------------------------------------------
@@ -480,7 +477,7 @@ class WooCommerceConnector(Connector):
         json_body: Any = None,
         ok: Iterable[int] = (),
         safe: bool | None = None,
-    ) -> requests.Response:
+    ) -> Response:
         """Send one request; 2xx (and the statuses in `ok`) come back, the rest become errors.
 
         `safe=True` marks a write that cannot apply twice (an absolute stock level, a status, a
@@ -491,7 +488,7 @@ class WooCommerceConnector(Connector):
             return response
         raise self._error(response, method, path)
 
-    def _error(self, response: requests.Response, method: str, path: str) -> ApiError:
+    def _error(self, response: Response, method: str, path: str) -> ApiError:
         """`{code, message, data: {status}}` [DOCS-intro] as vsc's typed errors, with the store's words."""
         status = response.status_code
         try:
@@ -535,7 +532,7 @@ class WooCommerceConnector(Connector):
             return UserErrors(text, errors=errors, **kw)
         return ApiError(text, **kw)
 
-    def _json(self, response: requests.Response) -> Any:
+    def _json(self, response: Response) -> Any:
         try:
             return response.json()
         except ValueError:

@@ -300,6 +300,8 @@ class _Server(ThreadingHTTPServer):
 
     def get_request(self) -> tuple[socket.socket, Any]:
         conn, addr = super().get_request()
+        with self.store.lock:
+            self.store.connections += 1
         if self.tls is not None:
             conn = self.tls.wrap_socket(conn, server_side=True, do_handshake_on_connect=False)
         return conn, addr
@@ -315,6 +317,8 @@ class SandboxStore:
         self.port = port
         self.lock = threading.RLock()
         self.requests: list[RequestRecord] = []
+        #: TCP connections accepted (a client that keeps its connection alive opens one)
+        self.connections = 0
         self.faults: list[Fault] = []
         self.random = random.Random(seed)
         self._server: _Server | None = None
@@ -413,6 +417,7 @@ class SandboxStore:
     def reset_requests(self) -> None:
         with self.lock:
             self.requests.clear()
+            self.connections = 0
 
     def count(self, *, write: bool | None = None) -> int:
         with self.lock:

@@ -22,9 +22,7 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
-import requests
-
-from vsc.connectors.http import StoreSession
+from vsc.connectors.http import Response, StoreSession
 from vsc.errors import ApiError, AuthError, NotFound, PayloadError, RetriableError, UserErrors
 
 API_VERSION = "2026-04"
@@ -78,7 +76,7 @@ class CostLimiter:
                 self._refill()
             self.available -= cost
 
-    def observe(self, response: requests.Response) -> None:
+    def observe(self, response: Response) -> None:
         return None
 
     def update(self, throttle: dict[str, Any]) -> None:

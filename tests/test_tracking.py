@@ -19,7 +19,7 @@ import requests
 
 from vsc.config import Settings
 from vsc.connectors.shopify import ShopifyConnector
-from vsc.engine import tracking
+from vsc.engine import orders, tracking
 from vsc.engine.context import Context
 from vsc.errors import Unsupported
 from vsc.sandbox.base import Fault
@@ -455,3 +455,36 @@ def test_the_shopify_connector_maps_lines_to_fulfillment_orders(tmp_path):
         c.session.close()
     finally:
         shop.stop()
+
+
+def test_years_of_pushed_orders_are_not_loaded_by_a_pass(world, monkeypatch):
+    """A vendor's pushed orders pile up for ever: a pass with a change feed looks up only the
+    orders that changed (and those vsc touched), never the whole history (40,000 old links were
+    all loaded, every pass, by the orders and tracking streams)."""
+    link, order = world.push()
+    world.vendor.ship(link.vendor_order_id, UPS)
+    world.ctx.settings = Settings(vendors={"acme": {"email": "orders@acme.example"}}, overlap_seconds=0)
+    assert writes(world.run()) == ["fulfil"]
+    try:
+        list(world.ctx.connector("acme").list_orders(None))
+    except Unsupported:
+        pytest.skip("no changed-orders feed on this platform: its open links are all read")
+    old = "2024-01-01T00:00:00.000000Z"
+    world.state.db.conn.executemany(
+        "INSERT INTO order_links (vendor, merchant_order_id, merchant_order_name, vendor_order_id, key, marker, "
+        "state, lines, fingerprint, created_at, updated_at) VALUES ('acme', ?, ?, ?, ?, ?, 'pushed', '[]', '{}', ?, ?)",
+        [(f"gid://old/{i}", f"#{i}", f"old-{i}", f"k-{i}", f"m-{i}", old, old) for i in range(40_000)],
+    )
+    world.state.db.conn.commit()
+    later = world.state.cursor("acme", tracking.STREAM) + timedelta(seconds=5)
+    world.state.set_cursor("acme", tracking.STREAM, later)
+    world.state.set_cursor("acme", tracking.LOOKED, later)
+    world.vendor.store.clock = lambda: time.time() + 20
+    world.vendor.store.reset_requests()
+    loaded = []
+    olink = State._olink
+    monkeypatch.setattr(State, "_olink", staticmethod(lambda r: loaded.append(r["id"]) or olink(r)))
+    assert world.run() == []
+    assert orders.unapplied_quantities(world.state, "acme") == {}
+    assert len(loaded) < 10  # the links of changed orders only, not the 40,000
+    assert not any("old-" in r.path for r in world.vendor.store.requests)

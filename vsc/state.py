@@ -929,8 +929,16 @@ class State:
         return self._olink(self.db["order_links"].get(link_id))
 
     def order_links(
-        self, *, vendor: str | None = None, states: tuple[str, ...] | None = None, merchant_order_id: str | None = None
+        self,
+        *,
+        vendor: str | None = None,
+        states: tuple[str, ...] | None = None,
+        merchant_order_id: str | None = None,
+        vendor_order_ids: Iterable[str] | None = None,
+        stock_pending: bool | None = None,
     ) -> list[OrderLink]:
+        """Order links by vendor, states, merchant order, vendor orders, or whether their stock is
+        still pending. Passes ask narrowly: a vendor's pushed orders grow for ever."""
         where, args = [], []
         if vendor is not None:
             where.append("vendor = ?")
@@ -941,8 +949,41 @@ class State:
         if merchant_order_id is not None:
             where.append("merchant_order_id = ?")
             args.append(merchant_order_id)
-        rows = self._rows_where("order_links", " AND ".join(where) or None, args, order_by="id")
-        return [self._olink(r) for r in rows]
+        if stock_pending is not None:
+            pending = "coalesce(json_extract(fingerprint, '$.stock_pending'), 0)"
+            where.append(pending if stock_pending else f"NOT {pending}")
+        if vendor_order_ids is None:
+            rows = self._rows_where("order_links", " AND ".join(where) or None, args, order_by="id")
+            return [self._olink(r) for r in rows]
+        wanted, out = list(dict.fromkeys(vendor_order_ids)), []
+        for i in range(0, len(wanted), 500):
+            chunk = wanted[i : i + 500]
+            clause = " AND ".join([*where, f"vendor_order_id IN ({', '.join('?' for _ in chunk)})"])
+            out += [self._olink(r) for r in self._rows_where("order_links", clause, [*args, *chunk])]
+        return sorted(out, key=lambda link: link.id)
+
+    def has_order_links(self, vendor: str, states: tuple[str, ...]) -> bool:
+        """Whether the vendor has an order link in one of these states (with a vendor order)."""
+        sql = (
+            f"SELECT 1 FROM order_links WHERE vendor = ? AND state IN ({', '.join('?' for _ in states)})"
+            " AND vendor_order_id IS NOT NULL LIMIT 1"
+        )
+        return self.db.conn.execute(sql, [vendor, *states]).fetchone() is not None
+
+    def touched_order_links(
+        self, vendor: str, states: tuple[str, ...], since: datetime, *, shipments: bool = False
+    ) -> list[OrderLink]:
+        """The vendor's order links (in `states`, with a vendor order) vsc changed since `since`,
+        those with a fulfillment link still pending, and with `shipments` those whose fulfillment
+        links changed since."""
+        flinks = "updated_at >= ? OR state = 'pending'" if shipments else "state = 'pending'"
+        where = (
+            f"vendor = ? AND state IN ({', '.join('?' for _ in states)}) AND vendor_order_id IS NOT NULL AND "
+            f"(updated_at >= ? OR id IN (SELECT order_link_id FROM fulfillment_links WHERE {flinks}))"
+        )
+        stamp = iso(since)
+        args = [vendor, *states, stamp, *([stamp] if shipments else [])]
+        return [self._olink(r) for r in self._rows_where("order_links", where, args, order_by="id")]
 
     def update_order_link(self, link_id: int, **values: Any) -> None:
         for key in ("lines", "fingerprint"):

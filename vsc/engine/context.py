@@ -60,7 +60,7 @@ class Context:
 
     def connector(self, name: str) -> Connector:
         if name not in self._connectors:
-            connector = self.opener(self.state.store(name), **self.session_kw)
+            connector = self.opener(self.store_row(name), **self.session_kw)
             locations = self.settings.vendor(name).stock_locations
             if locations and hasattr(connector, "stock_locations"):
                 connector.stock_locations = locations  # type: ignore[attr-defined]
@@ -149,8 +149,18 @@ class Context:
     def merchant(self) -> Connector:
         return self.connector(self.merchant_row().name)
 
+    def store_row(self, name: str) -> StoreRow:
+        """A store's row; during a pass every store's, read at once (stores do not change
+        during a pass, and a pass opens hundreds)."""
+        if self.pass_started is None:
+            return self.state.store(name)
+        rows = self.cache.get("store-rows")
+        if rows is None:
+            rows = self.cache["store-rows"] = {r.name: r for r in self.state.stores()}
+        return rows[name] if name in rows else self.state.store(name)
+
     def vendor_row(self, name: str) -> StoreRow:
-        row = self.state.store(name)
+        row = self.store_row(name)
         if row.role != "vendor":
             raise UsageError(f"{name!r} is the merchant store, not a vendor", hint="See `vsc stores`.")
         return row

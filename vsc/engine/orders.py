@@ -480,9 +480,7 @@ def prefetch(ctx: Any, vendors: Sequence[str]) -> dict[str, Any]:
         if since is None:
             continue
         sinces.append(since)
-        if ctx.settings.vendor(vendor).order_push and ctx.state.order_links(
-            vendor=vendor, states=("pushed", "cancel_requested")
-        ):
+        if ctx.settings.vendor(vendor).order_push and ctx.state.has_order_links(vendor, WATCHED):
             connector = ctx.connector(vendor)
             jobs[f"vendor-orders:{vendor}"] = lambda c=connector, s=since: list(c.list_orders(s))
     if sinces:
@@ -780,6 +778,10 @@ def apply_stock_move(ctx: Any, action: Action) -> None:
     state.update_stock_move(d["move"], state="done", error=None)
 
 
+#: order links whose vendor orders are watched (a requested cancel done, a vendor's own cancel)
+WATCHED = ("pushed", "cancel_requested")
+
+
 def watch_vendor_orders(vendor: str, links: Sequence[OrderLink], vendor_orders: dict[str, Order]) -> list[Action]:
     """Vendor orders vsc waits on or follows: a cancellation request done, or a vendor cancelling a
     pushed order on its side (a conflict: the merchant order is still open). Pure."""
@@ -870,11 +872,13 @@ def run(ctx: Any, vendor: str, pass_id: int | None, dry_run: bool) -> list[Actio
             can_cancel=connector.can_cancel_orders,
             can_update=connector.can_update_orders,
         )
-    if vs.order_push:
-        watched = state.order_links(vendor=vendor, states=("pushed", "cancel_requested"))
-        if watched:
-            vendor_orders = ctx.once(f"vendor-orders:{vendor}", lambda: list(connector.list_orders(since)))
-            actions += watch_vendor_orders(vendor, watched, {o.id: o for o in vendor_orders})
+    if vs.order_push and state.has_order_links(vendor, WATCHED):
+        vendor_orders = {
+            o.id: o for o in ctx.once(f"vendor-orders:{vendor}", lambda: list(connector.list_orders(since)))
+        }
+        # Only the links of the vendor orders that changed: a vendor's pushed orders grow for ever.
+        watched = state.order_links(vendor=vendor, states=WATCHED, vendor_order_ids=vendor_orders)
+        actions += watch_vendor_orders(vendor, watched, vendor_orders)
     # A stock move is made once per (order, line, event): drop those already done.
     actions = [
         a
@@ -914,7 +918,7 @@ def unapplied_quantities(state: Any, vendor: str) -> dict[str, int]:
     """Per vendor variant id, the quantity of merchant orders not yet applied to the vendor's stock."""
     out: dict[str, int] = {}
     links = state.order_links(vendor=vendor, states=UNAPPLIED)
-    links += [x for x in state.order_links(vendor=vendor, states=("pushed",)) if x.fingerprint.get("stock_pending")]
+    links += state.order_links(vendor=vendor, states=("pushed",), stock_pending=True)
     for link in links:
         for line in link.lines:
             out[line["vendor_variant_id"]] = out.get(line["vendor_variant_id"], 0) + int(line["quantity"])

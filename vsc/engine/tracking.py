@@ -595,34 +595,17 @@ def _apply_fulfil(ctx: Any, action: Action, order_link: OrderLink) -> None:
 
 
 def candidate_links(state: Any, vendor: str) -> list[OrderLink]:
+    """Every order link of the vendor the stream could read (for stores without a change feed)."""
     return [link for link in state.order_links(vendor=vendor, states=READ_STATES) if link.vendor_order_id]
 
 
-def _touched_since(state: Any, link_ids: Sequence[int], since: datetime, *, shipments: bool = False) -> set[int]:
-    """Order links vsc changed since `since` (e.g. pushed since), links with a pending fulfillment
-    link, and with `shipments` also links whose fulfillment links changed since."""
-    if not link_ids:
-        return set()
-    stamp = iso(since)
-    marks = ", ".join("?" for _ in link_ids)
-    flinks = "(updated_at >= ? OR state = 'pending')" if shipments else "(? IS NULL OR state = 'pending')"
-    # (A state query kept in this module until State has one: see the report to the lead.)
-    rows = state.db.execute(
-        f"SELECT id FROM order_links WHERE id IN ({marks}) AND updated_at >= ? "
-        f"UNION SELECT order_link_id FROM fulfillment_links WHERE order_link_id IN ({marks}) AND {flinks}",
-        [*link_ids, stamp, *link_ids, stamp],
-    ).fetchall()
-    return {int(r[0]) for r in rows}
-
-
-def select_links(
-    ctx: Any, vendor: str, links: Sequence[OrderLink], since: datetime | None
-) -> tuple[list[OrderLink], dict[str, datetime | None]]:
+def select_links(ctx: Any, vendor: str, since: datetime | None) -> tuple[list[OrderLink], dict[str, datetime | None]]:
     """The links whose vendor orders are read this pass, and the vendor orders' update times.
 
     With a cursor and a platform that lists changed orders, only orders changed since (plus
-    links vsc itself changed since, and pending ones); otherwise every open link, and shipped
-    ones for `EDIT_WINDOW` after vsc last touched them."""
+    links vsc itself changed since, and pending ones), looked up by those ids: a vendor's pushed
+    orders grow for ever, and a pass must not load them all. Otherwise every open link, and
+    shipped ones for `EDIT_WINDOW` after vsc last touched them."""
     state = ctx.state
     if since is not None:
         try:
@@ -633,19 +616,26 @@ def select_links(
             # vsc's own changes are dated by its own clock: no overlap window for them, only
             # what changed since this stream last looked (a pushed order is read once here).
             looked = state.cursor(vendor, LOOKED)
-            touched = _touched_since(state, [link.id for link in links], looked or since)
-            chosen = [link for link in links if link.vendor_order_id in changed or link.id in touched]
-            return chosen, changed
-    recent = _touched_since(state, [link.id for link in links], ctx.clock() - EDIT_WINDOW, shipments=True)
-    chosen = [
+            chosen = {
+                link.id: link
+                for link in state.order_links(vendor=vendor, states=READ_STATES, vendor_order_ids=changed)
+                if link.vendor_order_id
+            }
+            for link in state.touched_order_links(vendor, READ_STATES, looked or since):
+                chosen.setdefault(link.id, link)
+            return sorted(chosen.values(), key=lambda link: link.id), changed
+    recent = {
+        link.id for link in state.touched_order_links(vendor, READ_STATES, ctx.clock() - EDIT_WINDOW, shipments=True)
+    }
+    chosen_links = [
         link
-        for link in links
+        for link in candidate_links(state, vendor)
         if link.id in recent
         # a requested cancel may be answered by a shipment at any time; a done one only soon after
         or link.state == "cancel_requested"
         or not is_complete(link, state.fulfillment_links(link.id))
     ]
-    return chosen, {}
+    return chosen_links, {}
 
 
 #: the cursor of vsc's own changes to order links: when the tracking stream last read them
@@ -666,7 +656,7 @@ def prefetch(ctx: Any, vendors: Sequence[str]) -> dict[str, Any]:
     jobs: dict[str, Any] = {}
     for vendor in vendors:
         since = _since(ctx, vendor)
-        if since is not None and candidate_links(ctx.state, vendor):
+        if since is not None and ctx.state.has_order_links(vendor, READ_STATES):
             connector = ctx.connector(vendor)
             jobs[f"tracking-changed:{vendor}"] = lambda c=connector, s=since: _changed_orders(c, s)
     return jobs
@@ -677,15 +667,14 @@ def run(ctx: Any, vendor: str, pass_id: int | None, dry_run: bool) -> list[Actio
     from vsc.engine import catalog, execute
 
     state = ctx.state
-    links = candidate_links(state, vendor)
-    if not links:
+    if not state.has_order_links(vendor, READ_STATES):
         return []
     merchant = ctx.merchant_row().name
     old = state.cursor(vendor, STREAM)
     now = ctx.now()
     since = _since(ctx, vendor)
     looked_at = ctx.clock()
-    chosen, stamps = select_links(ctx, vendor, links, since)
+    chosen, stamps = select_links(ctx, vendor, since)
     connector = ctx.connector(vendor)
     actions: list[Action] = []
     failed_stamps: list[datetime | None] = []

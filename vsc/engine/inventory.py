@@ -21,9 +21,10 @@ Defined behaviour for stock the vendor does not count:
 - negative vendor stock (backorders) counts as 0.
 
 Reads are incremental: Shopify vendors by inventory levels updated since the
-cursor; WooCommerce by products saved and orders changed since the cursor
-(order stock moves do not touch a product's date_modified); Squarespace has no
-change feed for inventory, so its linked variants are read by id, 50 a call.
+cursor; WooCommerce by products saved and orders changed since the cursor (an
+order's stock move saves the product or variation holding the stock, but the
+changed orders are what name the variants it moved); Squarespace has no change
+feed for inventory, so its linked variants are read by id, 50 a call.
 """
 
 from __future__ import annotations

@@ -470,12 +470,13 @@ def test_years_of_pushed_orders_are_not_loaded_by_a_pass(world, monkeypatch):
     except Unsupported:
         pytest.skip("no changed-orders feed on this platform: its open links are all read")
     old = "2024-01-01T00:00:00.000000Z"
-    world.state.db.conn.executemany(
-        "INSERT INTO order_links (vendor, merchant_order_id, merchant_order_name, vendor_order_id, key, marker, "
-        "state, lines, fingerprint, created_at, updated_at) VALUES ('acme', ?, ?, ?, ?, ?, 'pushed', '[]', '{}', ?, ?)",
-        [(f"gid://old/{i}", f"#{i}", f"old-{i}", f"k-{i}", f"m-{i}", old, old) for i in range(40_000)],
-    )
-    world.state.db.conn.commit()
+    with world.state.atomic():  # (one transaction: autocommit would sync each row)
+        world.state.db.conn.executemany(
+            "INSERT INTO order_links (vendor, merchant_order_id, merchant_order_name, vendor_order_id, key, "
+            "marker, state, lines, fingerprint, created_at, updated_at) "
+            "VALUES ('acme', ?, ?, ?, ?, ?, 'pushed', '[]', '{}', ?, ?)",
+            [(f"gid://old/{i}", f"#{i}", f"old-{i}", f"k-{i}", f"m-{i}", old, old) for i in range(40_000)],
+        )
     later = world.state.cursor("acme", tracking.STREAM) + timedelta(seconds=5)
     world.state.set_cursor("acme", tracking.STREAM, later)
     world.state.set_cursor("acme", tracking.LOOKED, later)

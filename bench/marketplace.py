@@ -294,7 +294,7 @@ class Market:
         finally:
             state.close()
 
-    def run_every(self, name: str, passes: int, interval: float, before_pass: Any = None) -> list[Phase]:
+    def run_every(self, name: str, passes: int, interval: float) -> list[Phase]:
         """`vsc sync --every` in one long-running process: the CPU time and peak memory of each of
         its passes after the first (which also pays Python's start-up and imports), from
         /proc/PID/stat between the JSON lines the passes print. Requests are counted per pass as
@@ -316,8 +316,6 @@ class Market:
             assert proc.stdout is not None
             proc.stdout.readline()  # the first pass: start-up and imports included, not counted
             for i in range(passes):
-                if before_pass is not None:
-                    before_pass(i)
                 self.reset()
                 used, started = cpu(), time.perf_counter()
                 line = proc.stdout.readline()

@@ -636,10 +636,6 @@ class State:
         row = [r["fingerprint"] if f == "_fingerprint_json" else r[f] for f in _PLINK_FIELDS]
         return _from_row(ProductLink, _PLINK_FIELDS, row)  # type: ignore[no-any-return]
 
-    @staticmethod
-    def _vlink(r: dict[str, Any]) -> VariantLink:
-        return _vlink_from_row(tuple(r.get(c) for c in _VLINK_COLUMNS.split(", ")))
-
     def _vlinks(self, where: str, args: Sequence[Any]) -> list[VariantLink]:
         """Variant links straight from the sqlite3 cursor: a pass loads tens of thousands of them,
         and sqlite-utils' dict rows plus the frozen dataclass's __init__ cost ~4x this."""

@@ -196,6 +196,8 @@ class _Inputs:
     refs: list[StockRef]
     since: datetime | None
     linked: bool
+    #: whether the vendor's stock changes since `since` can be listed (see `_has_feed`)
+    feed: bool
 
 
 def _inputs(ctx: Any, vendor: str) -> _Inputs:
@@ -204,7 +206,7 @@ def _inputs(ctx: Any, vendor: str) -> _Inputs:
         since = old - timedelta(seconds=ctx.settings.overlap_seconds) if old else None
         feed = _has_feed(ctx.connector(vendor), since)
         refs = ctx.state.stock_refs(vendor, unseen_only=feed)
-        return _Inputs(refs, since, bool(refs) or ctx.state.has_stock_links(vendor))
+        return _Inputs(refs, since, bool(refs) or ctx.state.has_stock_links(vendor), feed)
 
     return ctx.once(f"inventory-inputs:{vendor}", load)  # type: ignore[no-any-return]
 
@@ -288,7 +290,7 @@ def _gather(ctx: Any, vendor: str) -> _Gathered | None:
     fresh = ctx.once(f"inventory-read:{vendor}", lambda: read_vendor_stock(ctx, vendor, got.refs, since))
     # What vsc recorded of the linked variants read (a change feed lists unlinked ones too;
     # without one, the refs read are all of them).
-    feed = _has_feed(ctx.connector(vendor), since)
+    feed = got.feed
     recorded = {r.vendor_variant_id: r for r in (state.stock_refs(vendor, variant_ids=fresh) if feed else got.refs)}
     fresh = {vid: level for vid, level in fresh.items() if vid in recorded}
     moved = [

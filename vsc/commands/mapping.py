@@ -5,15 +5,17 @@ from __future__ import annotations
 import sys
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import click
 import typer
-from rich.table import Table
 
-from vsc.cli import OPTS, MatchKey, app, emit_json, err, map_app, open_context, out
+from vsc.cli import OPTS, MatchKey, app, emit_json, err, map_app, new_table, open_context, out
 from vsc.errors import ExitStatus, UsageError
 from vsc.state import State
+
+if TYPE_CHECKING:
+    from rich.table import Table
 
 # -- products and mapping ----------------------------------------------------------------
 
@@ -56,7 +58,7 @@ def products(
     if as_json:
         emit_json(rows)
     else:
-        table = Table("id", "title", "status", "variants", "linked")
+        table = new_table("id", "title", "status", "variants", "linked")
         for r in rows:
             table.add_row(r["id"], r["title"], r["status"], str(len(r["variants"])), "yes" if r["linked"] else "")
         out.print(table)
@@ -137,7 +139,7 @@ def _publish_with_progress(c: Any, vendor: str, products: list[Any], as_json: bo
 
 
 def _selection_table(products: list[Any], limit: int | None) -> Table:
-    table = Table("id", "title", "status", "variants", "type", "tags")
+    table = new_table("id", "title", "status", "variants", "type", "tags")
     shown = products if limit is None else products[:limit]
     for p in shown:
         table.add_row(p.id, p.title, p.status, str(len(p.variants)), p.product_type or "", ", ".join(p.tags))
@@ -290,7 +292,7 @@ def map_add(
 def _review_table(review: Any, limit: int = 20) -> Table:
     """One row per finding: matches first, then what is ambiguous, then what matched nothing."""
     by = review.by
-    table = Table("result", "vendor", "merchant", "variants", "detail", title=f"map auto by {by}: review")
+    table = new_table("result", "vendor", "merchant", "variants", "detail", title=f"map auto by {by}: review")
     for m in review.matched:
         v, mp = m.vendor_product, m.merchant_product
         detail = ""
@@ -446,7 +448,7 @@ def map_import(
         emit_json(data)
         return
     if plan.changes:
-        table = Table("row", "change", "vendor", "vendor variant", "sku", "merchant variant")
+        table = new_table("row", "change", "vendor", "vendor variant", "sku", "merchant variant")
         for ch in plan.changes:
             target = ch.merchant_variant_id
             if ch.kind == "change":
@@ -547,7 +549,7 @@ def map_list(
     if not rows:
         err.print("No links yet. Publish with `vsc map add VENDOR PRODUCT_ID` or link with `vsc map auto VENDOR`.")
         return
-    table = Table("vendor", "vendor product", "merchant product", "title", "variants", "state")
+    table = new_table("vendor", "vendor product", "merchant product", "title", "variants", "state")
     for r in rows:
         table.add_row(
             r["vendor"],

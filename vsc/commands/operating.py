@@ -10,9 +10,19 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.table import Table
 
-from vsc.cli import OPTS, app, emit_json, err, load_settings, open_context, out, pass_progress, settings_path
+from vsc.cli import (
+    OPTS,
+    app,
+    emit_json,
+    err,
+    load_settings,
+    new_table,
+    open_context,
+    out,
+    pass_progress,
+    settings_path,
+)
 from vsc.errors import ExitStatus, UsageError
 from vsc.state import JournalRecord, State, StoreRow, now_utc, parse_iso
 
@@ -195,7 +205,7 @@ def status(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] 
     if not data["stores"]:
         err.print("No stores yet. Connect one with `vsc connect shopify|woocommerce|squarespace ...`.")
         return
-    table = Table(
+    table = new_table(
         "store", "role", "last pass", "result", "cursor lag", "pending pushes", "failed", "cancel requests", "throttled"
     )
     for s in data["stores"]:
@@ -351,7 +361,7 @@ def log_(
     if not entries:
         err.print("No journal entries match.")
         return
-    table = Table("at", "pass", "store", "vendor", "stream", "kind", "status", "what")
+    table = new_table("at", "pass", "store", "vendor", "stream", "kind", "status", "what")
     styles = {"done": "green", "failed": "red", "pending": "yellow", "reported": "yellow", "interrupted": "dim"}
     for e in entries:
         style = styles.get(e.status, "")
@@ -586,7 +596,7 @@ def _render_report(report: Any, fix: bool, result: Any, after: Any) -> None:
     if not report.drifts:
         out.print(f"In step: {checked} compared, no drift.")
     else:
-        table = Table("vendor", "product", "variant", "what", "merchant shows", "should show", "fix")
+        table = new_table("vendor", "product", "variant", "what", "merchant shows", "should show", "fix")
         for d in report.drifts:
             table.add_row(
                 d.vendor,

@@ -61,12 +61,16 @@ class _LazyConsole:
         self._options = options
         self._console: Console | None = None
 
-    def __getattr__(self, name: str) -> Any:
+    def get(self) -> Console:
+        """The console itself, for rich objects that are handed one (`Progress(console=...)`)."""
         if self._console is None:
             from rich.console import Console
 
             self._console = Console(**self._options)
-        return getattr(self._console, name)
+        return self._console
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.get(), name)
 
 
 def new_table(*columns: str, **options: Any) -> Table:
@@ -74,6 +78,11 @@ def new_table(*columns: str, **options: Any) -> Table:
     from rich.table import Table
 
     return Table(*columns, **options)
+
+
+def real_console(console: Console) -> Console:
+    """The rich console behind `out`/`err` (tests may have swapped in a plain one)."""
+    return console.get() if isinstance(console, _LazyConsole) else console
 
 
 out: Console = _LazyConsole(soft_wrap=True)  # type: ignore[assignment]
@@ -551,7 +560,7 @@ def pass_progress(enabled: bool, total: int | None) -> Iterator[Any]:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn
 
     columns = (SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn())
-    with Progress(*columns, console=err, transient=True) as bar:
+    with Progress(*columns, console=real_console(err), transient=True) as bar:
         task = bar.add_task("sync", total=total)
         started: list[bool] = []
 

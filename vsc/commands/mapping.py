@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import click
 import typer
 
-from vsc.cli import OPTS, MatchKey, app, emit_json, err, map_app, new_table, open_context, out
+from vsc.cli import OPTS, MatchKey, app, emit_json, err, map_app, new_table, open_context, out, real_console
 from vsc.errors import ExitStatus, UsageError
 from vsc.state import State
 
@@ -123,7 +123,7 @@ def _publish_with_progress(c: Any, vendor: str, products: list[Any], as_json: bo
         MofNCompleteColumn(),
         TimeRemainingColumn(),
         TextColumn("{task.description}"),
-        console=err,
+        console=real_console(err),
         transient=True,
     ) as bar:
         task = bar.add_task("", total=len(products))

@@ -7,7 +7,6 @@ from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
-import click
 import typer
 
 from vsc.cli import OPTS, MatchKey, app, emit_json, err, map_app, new_table, open_context, out, real_console
@@ -104,7 +103,7 @@ def _confirm(question: str, *, what: str, hint: str) -> None:
         raise UsageError(
             f"vsc asks before it {what}, and cannot ask here (not a terminal); nothing was changed", hint=hint
         )
-    if not click.confirm(question, default=False, err=True):
+    if not typer.confirm(question, default=False, err=True):
         err.print("Nothing was changed.")
         raise typer.Exit(ExitStatus.USAGE)
 
@@ -365,7 +364,7 @@ def map_auto(
         )
     go = not dry_run and bool(review.matched)
     if go and not apply and not as_json and _can_ask() and sys.stdout.isatty():
-        go = click.confirm(f"Link the {len(review.matched)} matched product(s) ({variants} variant(s))?", err=True)
+        go = typer.confirm(f"Link the {len(review.matched)} matched product(s) ({variants} variant(s))?", err=True)
     result = mapping.apply_auto(c, vendor, review) if go else mapping.MapResult(problems=list(review.problems))
     if as_json:
         emit_json(
@@ -503,7 +502,7 @@ def map_pick(
     if not chosen:
         raise typer.Exit(ExitStatus.USAGE)
     variants = sum(len(p.variants) for p in chosen)
-    if not click.confirm(
+    if not typer.confirm(
         f"Publish {len(chosen)} product(s) ({variants} variant(s)) to {c.merchant_row().name}?", err=True
     ):
         err.print("Nothing was changed.")

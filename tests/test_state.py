@@ -116,3 +116,47 @@ def test_writes_cut_off_by_a_killed_pass_are_settled_by_a_later_attempt_or_a_cle
     statuses = {(e.key, e.status) for e in state.journal() if e.status == "interrupted"}
     assert statuses == {("push:1", "interrupted"), ("stock:1", "interrupted")}
     state.close()
+
+
+def test_an_up_to_date_database_opens_without_sqlite_utils(tmp_path):
+    """sqlite-utils (and click, pluggy, dateutil with it) is imported only to apply a migration:
+    its import was ~0.15 s of CPU in every cron pass."""
+    import subprocess
+    import sys
+
+    path = tmp_path / "vsc.db"
+    State.create(path).close()
+    code = (
+        "import sys\n"
+        "from vsc.state import State\n"
+        f"s = State.open({str(path)!r})\n"
+        "with s.atomic():\n"
+        "    s.engage_brake('acme', reason='r', detail={'a': 1}, pass_id=None)\n"
+        "    s.engage_brake('acme', reason='again', detail={}, pass_id=None)\n"
+        "print(s.brakes()['acme']['reason'], sorted(m for m in sys.modules if m.split('.')[0] in "
+        "('sqlite_utils', 'click', 'pluggy', 'dateutil')))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.split() == ["again", "[]"], done.stdout + done.stderr
+
+
+def test_row_operations_without_sqlite_utils(tmp_path):
+    from vsc.state import RowMissing
+
+    state = State.create(tmp_path / "vsc.db")
+    state.add_store(StoreRow("acme", "shopify", "vendor", "https://acme.myshopify.com", {}))
+    link = state.add_product_link("acme", "p1", "m1", mode="published", fingerprint={"title": "T"})
+    state.update_product_link(link.id, fingerprint={"title": "U", "tags": ["a"]})
+    assert state.product_link_by_id(link.id).fingerprint == {"title": "U", "tags": ["a"]}
+    with pytest.raises(RowMissing):
+        state.db["product_links"].update(link.id + 100, {"state": "active"})
+    with pytest.raises(RowMissing):
+        state.db["product_links"].get(link.id + 100)
+    with pytest.raises(ZeroDivisionError), state.atomic():  # a failed block leaves nothing behind
+        state.update_product_link(link.id, state="diverged")
+        with state.atomic():  # nested: a savepoint
+            state.update_product_link(link.id, note="inner")
+        1 / 0  # noqa: B018
+    assert state.product_link_by_id(link.id).state != "diverged"
+    assert state.db["stores"].count_where("name = ?", ["acme"]) == 1
+    state.close()

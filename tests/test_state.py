@@ -160,3 +160,33 @@ def test_row_operations_without_sqlite_utils(tmp_path):
     assert state.product_link_by_id(link.id).state != "diverged"
     assert state.db["stores"].count_where("name = ?", ["acme"]) == 1
     state.close()
+
+
+@pytest.mark.parametrize("many", [False, True])
+def test_stock_links_loads_only_what_can_need_a_write(tmp_path, many):
+    """Whether the named variants and items fit one statement or not (a pass after stock writes
+    for many vendors names the merchant's changed items of all of them), a vendor's stock plan
+    loads the named links and the unsettled ones, not its whole catalog."""
+    state = State.create(tmp_path / "vsc.db")
+    state.add_store(StoreRow("acme", "shopify", "vendor", "https://acme.myshopify.com", {}))
+    link = state.add_product_link("acme", "p1", "m1", mode="published", fingerprint={})
+    made = {}
+    for n in range(6):
+        made[n] = state.add_variant_link(
+            link,
+            vendor_variant_id=f"v{n}",
+            merchant_variant_id=f"mv{n}",
+            merchant_inventory_item_id=f"i{n}",
+            sku=None,
+            barcode=None,
+        )
+        # settled: the merchant shows what the vendor's 5 calls for; n == 5 is not
+        state.update_variant_link(
+            made[n].id, vendor_available=5, merchant_available=5 if n != 5 else 4, merchant_location_id="L"
+        )
+    noise = [f"other{k}" for k in range(700 if many else 10)]
+    got = state.stock_links(
+        "acme", variant_ids=["v1", *noise[:300]], items=[*noise, "i3"], location="L", buffer=0, untracked=None
+    )
+    assert [v.vendor_variant_id for v in got] == ["v1", "v3", "v5"]
+    state.close()

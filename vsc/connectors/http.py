@@ -354,9 +354,10 @@ def _encode_params(params: Mapping[str, Any]) -> str:
 
 #: What every request says it accepts; real Shopify compresses what it sends.
 _ACCEPT_ENCODING = "gzip, deflate"
-#: Connections kept per origin: the pass reads stores from a thread pool (`concurrency`, at
-#: most 64), and the merchant's session may serve all of them at once. Only connections
-#: actually opened are kept; beyond this many, urllib3 would close the extras and warn.
+#: Connections kept per origin, unless the session is told how many threads can use it at once
+#: (`pool_size`; a pass gives `concurrency` + 1): the pass reads stores from a thread pool of at
+#: most 64, and the merchant's session may serve all of them at once. Only connections actually
+#: opened are kept; beyond this many, urllib3 would close the extras and warn.
 POOL_SIZE = 64
 
 
@@ -382,6 +383,7 @@ class StoreSession:
         max_backoff: float = 30.0,
         sleep: Callable[[float], None] = time.sleep,
         verify: bool | str = True,
+        pool_size: int = POOL_SIZE,
     ) -> None:
         self.store = store
         self.platform = platform
@@ -435,6 +437,9 @@ class StoreSession:
         self._lock = threading.Lock()
         self._managers: dict[tuple[str | None, bool], urllib3.PoolManager] = {}
         self._pool: urllib3.HTTPConnectionPool | None = None
+        # urllib3 puts one placeholder per slot in a pool's queue when it makes the pool and takes
+        # them all out when it closes it: 64 slots for each of 200 stores was ~0.1 s of a pass.
+        self._pool_size = max(1, min(pool_size, POOL_SIZE))
 
     def url(self, path: str) -> str:
         if path.startswith(("http://", "https://")):
@@ -454,7 +459,7 @@ class StoreSession:
             with self._lock:
                 manager = self._managers.get(key)
                 if manager is None:
-                    kw: dict[str, Any] = {"num_pools": 4, "maxsize": POOL_SIZE, "retries": False}
+                    kw: dict[str, Any] = {"num_pools": 4, "maxsize": self._pool_size, "retries": False}
                     if tls:
                         kw["ssl_context"] = tls_context(self._verify)
                         if self._verify is False:

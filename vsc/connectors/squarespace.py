@@ -330,12 +330,21 @@ def parse_product(payload: Any) -> Product:
     )
 
 
-def parse_inventory_item(payload: Any, product_id: str = "") -> StockLevel:
-    """An InventoryItem → `StockLevel`. `isUnlimited` → None: the `quantity` beside it
-    is only the last known amount and must be ignored [SQ-inv-list] [OAS-inventory]."""
+def inventory_values(payload: Any) -> tuple[str, int | None]:
+    """(variant id, available) of an InventoryItem. `isUnlimited` → None: the `quantity` beside
+    it is only the last known amount and must be ignored [SQ-inv-list] [OAS-inventory]."""
     item = _obj(payload, "an inventory item")
     vid = _id(item, "variantId", "an inventory item")
-    available = None if item.get("isUnlimited") else _int(item.get("quantity"), f"quantity of {vid}")
+    if item.get("isUnlimited"):
+        return vid, None
+    quantity = item.get("quantity")
+    # (a plain int is the common case: a pass reads every linked variant's, tens of thousands)
+    return vid, quantity if type(quantity) is int else _int(quantity, f"quantity of {vid}")
+
+
+def parse_inventory_item(payload: Any, product_id: str = "") -> StockLevel:
+    """An InventoryItem → `StockLevel` (see `inventory_values`)."""
+    vid, available = inventory_values(payload)
     return StockLevel(ref=VariantRef(product_id, vid), available=available, inventory_item_id=vid)
 
 
@@ -675,9 +684,9 @@ class SquarespaceConnector(Connector):
         result: dict[VariantRef, StockLevel] = {}
         for chunk in _chunks(list(by_variant), MAX_IDS):
             for payload in self._fetch_by_ids(INVENTORY, "inventory", chunk, "read stock"):
-                level = parse_inventory_item(payload)
-                for ref in by_variant.get(level.ref.variant_id, []):
-                    result[ref] = StockLevel(ref, level.available, level.inventory_item_id)
+                vid, available = inventory_values(payload)
+                for ref in by_variant.get(vid, ()):
+                    result[ref] = StockLevel(ref, available, vid)
         return result
 
     def set_stock(self, levels: Sequence[tuple[VariantRef, int]], *, key: str) -> None:

@@ -51,15 +51,16 @@ class BrakeEngaged(VscError):
         self.reason = reason
 
 
-def affected_variants(action: Action, variants_of_link: dict[int, list[Any]]) -> set[str]:
-    """The linked variants a destructive action deletes, drafts or zeroes (as opaque keys)."""
+def affected_variants(action: Action, variants_of_link: dict[int, list[int]]) -> set[str]:
+    """The linked variants a destructive action deletes, drafts or zeroes (as opaque keys);
+    `variants_of_link`: the active variant link ids of each product link."""
     d = action.detail
     if d.get("variant_link_ids"):
         return {f"v{i}" for i in d["variant_link_ids"]}
     if d.get("variant_link_id") is not None:
         return {f"v{d['variant_link_id']}"}
     if action.link_id is not None:
-        return {f"v{v.id}" for v in variants_of_link.get(action.link_id, [])} or {f"p{action.link_id}"}
+        return {f"v{i}" for i in variants_of_link.get(action.link_id, [])} or {f"p{action.link_id}"}
     return {f"t{action.target}"}
 
 
@@ -124,10 +125,9 @@ class Brakes:
         settings = self.ctx.settings
         share = settings.vendor(vendor).brake_share
         floor = settings.brake_min_variants
-        by_link: dict[int, list[Any]] = {}
-        for v in self.ctx.state.variant_links(vendor=vendor):
-            if v.state == "active":
-                by_link.setdefault(v.product_link_id, []).append(v)
+        # Ids only: a pass that zeroes some stock asks this of every such vendor, and whole links
+        # of a large catalog cost ten times as much to build.
+        by_link = self.ctx.state.active_variant_ids(vendor)
         total = sum(len(vs) for vs in by_link.values())
         affected = set(self._counted.get(vendor, set()))
         for a in actions:

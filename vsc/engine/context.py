@@ -60,7 +60,10 @@ class Context:
 
     def connector(self, name: str) -> Connector:
         if name not in self._connectors:
-            connector = self.opener(self.store_row(name), **self.session_kw)
+            # As many kept-alive connections as threads can use the store at once: the pass's
+            # readers and the pass itself.
+            kw = {"pool_size": self.settings.concurrency + 1, **self.session_kw}
+            connector = self.opener(self.store_row(name), **kw)
             locations = self.settings.vendor(name).stock_locations
             if locations and hasattr(connector, "stock_locations"):
                 connector.stock_locations = locations  # type: ignore[attr-defined]

@@ -459,19 +459,20 @@ def apply_all(ctx: Any, actions: list[Action], pass_id: int | None) -> set[str]:
     sets = _interleave([a for a in actions if a.kind == "set_quantity"])
     for start in range(0, len(sets), 250):
         batch = sets[start : start + 250]
-        entries = {
-            a.key: state.journal_begin(
-                vendor=a.vendor,
-                pass_id=pass_id,
-                store=a.store,
-                stream=STREAM,
-                kind=a.kind,
-                key=a.key,
-                target=a.target,
-                detail={"summary": a.summary, **a.detail},
-            )
-            for a in batch
-        }
+        with state.atomic():  # one commit for the batch's pending entries, all made before it is sent
+            entries = {
+                a.key: state.journal_begin(
+                    vendor=a.vendor,
+                    pass_id=pass_id,
+                    store=a.store,
+                    stream=STREAM,
+                    kind=a.kind,
+                    key=a.key,
+                    target=a.target,
+                    detail={"summary": a.summary, **a.detail},
+                )
+                for a in batch
+            }
         writes = {
             a.key: QuantityWrite(a.detail["item"], a.detail["location"], a.detail["quantity"], a.detail["change_from"])
             for a in batch
@@ -500,10 +501,11 @@ def apply_all(ctx: Any, actions: list[Action], pass_id: int | None) -> set[str]:
                 still |= {w.item_id for w in second}
         except Exception as exc:  # the store failed this batch: each of its items is reported
             message = str(exc)
-            for a in batch:
-                a.status, a.error = "failed", message
-                state.journal_finish(entries[a.key], status="failed", error=message)
-                failed.add(a.vendor or "")
+            with state.atomic():
+                for a in batch:
+                    a.status, a.error = "failed", message
+                    state.journal_finish(entries[a.key], status="failed", error=message)
+                    failed.add(a.vendor or "")
             continue
         with state.atomic():
             for a in batch:

@@ -1347,16 +1347,15 @@ class State:
         # Plain SQL in one transaction: a pass moves hundreds of cursors (sqlite-utils' upsert
         # inspects the schema on every call, and each commit is an fsync).
         stamp = iso(now_utc())
+        gone = [key for key, value in moves.items() if value is None]
+        moved = [(store, stream, value, stamp) for (store, stream), value in moves.items() if value is not None]
         with self.atomic():
-            for (store, stream), value in moves.items():
-                if value is None:
-                    self.db.execute("DELETE FROM cursors WHERE store = ? AND stream = ?", [store, stream])
-                    continue
-                self.db.execute(
-                    "INSERT INTO cursors (store, stream, value, updated_at) VALUES (?, ?, ?, ?) ON CONFLICT "
-                    "(store, stream) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
-                    [store, stream, value, stamp],
-                )
+            self.db.conn.executemany("DELETE FROM cursors WHERE store = ? AND stream = ?", gone)
+            self.db.conn.executemany(
+                "INSERT INTO cursors (store, stream, value, updated_at) VALUES (?, ?, ?, ?) ON CONFLICT "
+                "(store, stream) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
+                moved,
+            )
 
     @contextmanager
     def pass_cursors(self) -> Iterator[None]:

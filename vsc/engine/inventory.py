@@ -403,24 +403,24 @@ def plan_vendor(ctx: Any, vendor: str, dry_run: bool) -> StockPlan | None:
     if dry_run:
         return StockPlan(vendor, actions, now)
     # What vsc read of the vendor is kept, so later passes plan from it without reading again.
-    with state.atomic():
-        for v in vlinks:
-            level = fresh.get(v.vendor_variant_id)
-            if level is not None and (v.vendor_available != level.available or not v.stock_seen):
-                state.update_variant_link(v.id, vendor_available=level.available, stock_seen=1)
-        # Merchant quantities read fresh and already right are remembered too: the next pass
-        # compares against them, so a sale in between shows up as a stale write, never lost.
-        planned = {a.detail["variant_link_id"] for a in actions}
-        for v in vlinks:
-            item = v.merchant_inventory_item_id
-            if item in merchant_now and merchant_now[item] is not None and v.id not in planned:
-                seen_at = levels[item][1]  # only a settled stamp (see levels_at)
-                state.update_variant_link(
-                    v.id,
-                    merchant_available=merchant_now[item],
-                    merchant_location_id=location,
-                    **({"merchant_stock_at": iso(seen_at)} if seen_at else {}),
-                )
+    updates: list[tuple[int, dict[str, Any]]] = []
+    for v in vlinks:
+        level = fresh.get(v.vendor_variant_id)
+        if level is not None and (v.vendor_available != level.available or not v.stock_seen):
+            updates.append((v.id, {"vendor_available": level.available, "stock_seen": 1}))
+    # Merchant quantities read fresh and already right are remembered too: the next pass
+    # compares against them, so a sale in between shows up as a stale write, never lost.
+    planned = {a.detail["variant_link_id"] for a in actions}
+    for v in vlinks:
+        item = v.merchant_inventory_item_id
+        if item in merchant_now and merchant_now[item] is not None and v.id not in planned:
+            seen_at = levels[item][1]  # only a settled stamp (see levels_at)
+            values = {"merchant_available": merchant_now[item], "merchant_location_id": location}
+            updates.append((v.id, values | ({"merchant_stock_at": iso(seen_at)} if seen_at else {})))
+    if updates:  # (a quiet vendor opens no transaction)
+        with state.atomic():
+            for link_id, values in updates:
+                state.update_variant_link(link_id, **values)
     return StockPlan(vendor, actions, now)
 
 

@@ -410,7 +410,8 @@ class StockRef(NamedTuple):
 
     vendor_product_id: str
     vendor_variant_id: str
-    stock_seen: bool
+    #: whether vsc has read this variant's stock: SQLite's 0 or 1, as stored
+    stock_seen: int
     vendor_available: int | None
 
 

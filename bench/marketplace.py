@@ -247,14 +247,18 @@ class Market:
         merchant = self._counts(self.merchant)
         vendors = {v.name: self._counts(v.store) for v in self.vendors}
         phase = Phase(name, rc, wall, cpu, peak, merchant, vendors)
+        phase.detail["operations"] = self._operations()
+        phase.detail["passes"] = self._passes_since(before)
+        return phase
+
+    def _operations(self) -> dict[str, int]:
+        """The requests the stores answered since they were last reset, by operation."""
         ops: Counter[str] = Counter()
         for platform, store in [("merchant", self.merchant), *((v.platform, v.store) for v in self.vendors)]:
             for r in store.requests:
                 what = r.operation or re.sub(r"/[0-9a-f-]{6,}|/\d+", "/ID", r.path)
                 ops[f"{platform} {r.method} {what}"] += 1
-        phase.detail["operations"] = dict(ops.most_common())
-        phase.detail["passes"] = self._passes_since(before)
-        return phase
+        return dict(ops.most_common())
 
     @staticmethod
     def _counts(store: Any) -> Counter[str]:
@@ -331,6 +335,7 @@ class Market:
                     self._counts(self.merchant),
                     {v.name: self._counts(v.store) for v in self.vendors},
                 )
+                phase.detail["operations"] = self._operations()
                 pass_id = int(result["pass_id"])
                 phase.detail["passes"] = [p for p in self._passes_since(pass_id - 1) if int(p["id"]) == pass_id]
                 for p in phase.detail["passes"]:  # the pass's own time, not the wait for its turn

@@ -508,3 +508,37 @@ def test_https_through_a_tunnelling_proxy_checks_the_store_certificate(proxy_env
         proxy.shutdown()
         proxy.server_close()
         store.stop()
+
+
+@pytest.mark.parametrize(("asked", "kept"), [(9, 9), (1, 1), (500, http.POOL_SIZE)])
+def test_a_pool_keeps_as_many_connections_as_threads_can_use(store, asked, kept):
+    """A pass sizes each store's pool to its threads (`concurrency` + 1): urllib3 fills every
+    slot of a new pool and drains every slot when it closes it, for each of hundreds of stores."""
+    store.add("GET", "/x", json={"ok": True})
+    s = session(store, pool_size=asked)
+    assert s.request("GET", "/x").json() == {"ok": True}
+    pool = s._store_pool()
+    assert pool.pool is not None and pool.pool.maxsize == kept
+    s.close()
+
+
+def test_a_pass_sizes_pools_to_its_concurrency(tmp_path):
+    from vsc.config import Settings
+    from vsc.engine.context import Context
+    from vsc.state import State, StoreRow
+
+    seen: list[dict[str, Any]] = []
+
+    class Opened:
+        def learn(self, facts: dict[str, Any]) -> None: ...
+
+    def opener(row: Any, **kw: Any) -> Any:
+        seen.append(kw)
+        return Opened()
+
+    state = State.create(tmp_path / "vsc.db")
+    state.add_store(StoreRow("acme", "shopify", "vendor", "https://acme.myshopify.com", {}))
+    ctx = Context(state=state, settings=Settings(concurrency=5), opener=opener)
+    ctx.connector("acme")
+    assert seen == [{"pool_size": 6}]
+    state.close()

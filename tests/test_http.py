@@ -522,23 +522,24 @@ def test_a_pool_keeps_as_many_connections_as_threads_can_use(store, asked, kept)
     s.close()
 
 
-def test_a_pass_sizes_pools_to_its_concurrency(tmp_path):
+def test_a_pass_sizes_pools_to_its_concurrency(tmp_path, monkeypatch):
     from vsc.config import Settings
     from vsc.engine.context import Context
+    from vsc.sandbox.shopify import ShopifySandbox
     from vsc.state import State, StoreRow
 
-    seen: list[dict[str, Any]] = []
-
-    class Opened:
-        def learn(self, facts: dict[str, Any]) -> None: ...
-
-    def opener(row: Any, **kw: Any) -> Any:
-        seen.append(kw)
-        return Opened()
-
-    state = State.create(tmp_path / "vsc.db")
-    state.add_store(StoreRow("acme", "shopify", "vendor", "https://acme.myshopify.com", {}))
-    ctx = Context(state=state, settings=Settings(concurrency=5), opener=opener)
-    ctx.connector("acme")
-    assert seen == [{"pool_size": 6}]
-    state.close()
+    shop = ShopifySandbox(shop="acme").start()
+    try:
+        monkeypatch.setenv("ACME_TOKEN", shop.token)
+        state = State.create(tmp_path / "vsc.db")
+        state.add_store(StoreRow("acme", "shopify", "vendor", shop.url, {"token": {"env": "ACME_TOKEN"}}))
+        ctx = Context(state=state, settings=Settings(concurrency=5))
+        connector = ctx.connector("acme")
+        connector.check()
+        pool = connector.session._store_pool()  # type: ignore[attr-defined]
+        assert pool.pool is not None and pool.pool.maxsize == 6  # the 5 readers and the pass
+        assert shop.connections == 1
+        ctx.close()
+        state.close()
+    finally:
+        shop.stop()

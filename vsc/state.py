@@ -493,6 +493,15 @@ class JournalEntry:
     error: str | None
 
 
+def _in_lists(values: Iterable[Any]) -> Iterator[tuple[list[Any], str]]:
+    """`values` (repeats dropped) 500 at a time, each with its `?, ?, ...` for an IN list:
+    SQLite takes at most 999 parameters a statement."""
+    wanted = list(dict.fromkeys(values))
+    for start in range(0, len(wanted), 500):
+        chunk = wanted[start : start + 500]
+        yield chunk, ", ".join("?" for _ in chunk)
+
+
 class RowMissing(LookupError):
     """A row looked up by its primary key is not in the table."""
 
@@ -555,11 +564,10 @@ class Table:
         return self
 
     def get(self, key: Any) -> dict[str, Any]:
-        cursor = self.db.conn.execute(f"SELECT * FROM [{self.name}] WHERE [{self.pk}] = ?", [key])
-        row = cursor.fetchone()
+        row = next(self.db.query(f"SELECT * FROM [{self.name}] WHERE [{self.pk}] = ?", [key]), None)
         if row is None:
             raise RowMissing(f"no row {key!r} in {self.name}")
-        return dict(zip([d[0] for d in cursor.description], row, strict=True))
+        return row
 
     def delete(self, key: Any) -> None:
         self.db.conn.execute(f"DELETE FROM [{self.name}] WHERE [{self.pk}] = ?", [key])
@@ -712,10 +720,7 @@ class State:
         (a pass makes thousands of these small queries)."""
         sql = f"SELECT * FROM [{table}]" + (f" WHERE {where}" if where else "")
         sql += (f" ORDER BY {order_by}" if order_by else "") + (f" LIMIT {int(limit)}" if limit is not None else "")
-        cursor = self.db.conn.execute(sql, list(args or ()))
-        columns = [d[0] for d in cursor.description]
-        for row in cursor:
-            yield dict(zip(columns, row, strict=True))
+        return self.db.query(sql, args)
 
     @contextmanager
     def atomic(self) -> Iterator[State]:
@@ -875,12 +880,10 @@ class State:
         self, vendor: str, vendor_product_ids: Iterable[str], *, excluding: Sequence[str] = ()
     ) -> list[ProductLink]:
         """The vendor's product links of these vendor product ids, but those in `excluding` states."""
-        wanted = list(dict.fromkeys(vendor_product_ids))
         marks = ", ".join("?" for _ in excluding) or "NULL"
         out: list[ProductLink] = []
-        for i in range(0, len(wanted), 500):
-            chunk = wanted[i : i + 500]
-            where = f"vendor = ? AND state NOT IN ({marks}) AND vendor_product_id IN ({', '.join('?' for _ in chunk)})"
+        for chunk, ids in _in_lists(vendor_product_ids):
+            where = f"vendor = ? AND state NOT IN ({marks}) AND vendor_product_id IN ({ids})"
             out += [
                 self._plink(r)
                 for r in self._rows_where("product_links", where, [vendor, *excluding, *chunk], order_by="id")
@@ -961,15 +964,15 @@ class State:
             "WHERE vendor = ? AND state = 'active'" + (" AND NOT stock_seen" if unseen_only else "")
         )
         if variant_ids is None:
-            chunks: list[list[str]] = [[]]
+            queries: Iterable[tuple[str, list[str]]] = [(sql, [vendor])]
         else:
-            wanted = list(dict.fromkeys(variant_ids))
-            chunks = [wanted[i : i + 500] for i in range(0, len(wanted), 500)]
-        out = []
-        for chunk in chunks:
-            where = f" AND vendor_variant_id IN ({', '.join('?' for _ in chunk)})" if variant_ids is not None else ""
-            rows = self.db.conn.execute(sql + where + " ORDER BY id", [vendor, *chunk])
-            out += map(StockRef._make, rows)  # (stock_seen stays SQLite's 0/1: a pass makes ~20k)
+            queries = (
+                (f"{sql} AND vendor_variant_id IN ({ids})", [vendor, *chunk]) for chunk, ids in _in_lists(variant_ids)
+            )
+        out: list[StockRef] = []
+        for query, args in queries:
+            # (stock_seen stays SQLite's 0/1: a pass makes ~20k of these)
+            out += map(StockRef._make, self.db.conn.execute(query + " ORDER BY id", args))
         return out
 
     def active_variant_ids(self, vendor: str) -> dict[int, list[int]]:
@@ -1020,10 +1023,8 @@ class State:
         # catalog instead (as this did) cost ~0.7 s of CPU at 200 vendors.
         found = {v.id: v for v in self._vlinks(f"{base} AND ({settled})", args)}
         for column, values in (("vendor_variant_id", ids), ("merchant_inventory_item_id", things)):
-            for start in range(0, len(values), 500):
-                chunk = values[start : start + 500]
-                where = f"{base} AND {column} IN ({', '.join('?' for _ in chunk)})"
-                for v in self._vlinks(where, [vendor, *chunk]):
+            for chunk, marks in _in_lists(values):
+                for v in self._vlinks(f"{base} AND {column} IN ({marks})", [vendor, *chunk]):
                     found.setdefault(v.id, v)
         return [found[k] for k in sorted(found)]
 
@@ -1032,11 +1033,8 @@ class State:
         `values`: a pass reads only the links a change touches, not a vendor's whole catalog."""
         if column not in ("product_link_id", "merchant_variant_id", "vendor_variant_id"):
             raise ValueError(column)
-        wanted = list(dict.fromkeys(values))
         out: list[VariantLink] = []
-        for i in range(0, len(wanted), 500):
-            chunk = wanted[i : i + 500]
-            marks = ", ".join("?" for _ in chunk)
+        for chunk, marks in _in_lists(values):
             out += self._vlinks(f"{column} IN ({marks})", chunk)
         return out
 
@@ -1146,10 +1144,9 @@ class State:
         if vendor_order_ids is None:
             rows = self._rows_where("order_links", " AND ".join(where) or None, args, order_by="id")
             return [self._olink(r) for r in rows]
-        wanted, out = list(dict.fromkeys(vendor_order_ids)), []
-        for i in range(0, len(wanted), 500):
-            chunk = wanted[i : i + 500]
-            clause = " AND ".join([*where, f"vendor_order_id IN ({', '.join('?' for _ in chunk)})"])
+        out = []
+        for chunk, marks in _in_lists(vendor_order_ids):
+            clause = " AND ".join([*where, f"vendor_order_id IN ({marks})"])
             out += [self._olink(r) for r in self._rows_where("order_links", clause, [*args, *chunk])]
         return sorted(out, key=lambda link: link.id)
 

@@ -36,6 +36,28 @@ def test_every_command_has_help(cli, path):
     assert (cmd.help or "").strip(), f"{' '.join(path)} has no help text"
 
 
+def test_a_process_builds_only_the_parser_of_its_command(cli, tmp_path):
+    # A cron-started `vsc sync` builds the sync branch only; the branch must be the same command
+    # as in the whole tree (options, help), and root options before the name must still parse.
+    from vsc import cli as cli_module
+
+    assert cli_module._command_name(["--db", "sync", "-v", "--config", "x.yaml", "stores", "check"]) == "stores"
+    assert cli_module._command_name(["--verbose", "--debug"]) is None
+    whole = typer.main.get_command(app)
+    for name, cmd in whole.commands.items():
+        branch = cli_module._command(name)
+        assert list(branch.commands) == [name]
+        assert [p.name for p in branch.params] == [p.name for p in whole.params]
+        mine = branch.commands[name]
+        assert mine.help == cmd.help
+        assert [(p.name, p.opts) for p in mine.params] == [(p.name, p.opts) for p in cmd.params]
+        assert sorted(getattr(mine, "commands", {})) == sorted(getattr(cmd, "commands", {}))
+    result = cli("--db", tmp_path / "v.db", "-v", "--config", tmp_path / "v.yaml", "sync", "--help")
+    assert result.code == 0 and "Usage: vsc sync" in result.out, result
+    misspelt = cli("synk")
+    assert misspelt.code == 2 and "No such command" in misspelt.err, misspelt
+
+
 def test_contract_commands_exist():
     paths = {" ".join(p) for p in all_commands()}
     for needed in [

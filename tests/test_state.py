@@ -190,3 +190,83 @@ def test_stock_links_loads_only_what_can_need_a_write(tmp_path, many):
     )
     assert [v.vendor_variant_id for v in got] == ["v1", "v3", "v5"]
     state.close()
+
+
+def test_many_links_and_journal_entries_settle_as_one_at_a_time_would(tmp_path):
+    """`update_variant_links` and `journal_finish_many` (a stock batch's writes) leave the rows as
+    `update_variant_link` and `journal_finish` called one by one would, superseded attempts
+    included, and refuse links that are not there."""
+    from vsc.state import RowMissing
+
+    state = State.create(tmp_path / "vsc.db")
+    state.add_store(StoreRow("acme", "shopify", "vendor", "https://acme.myshopify.com", {}))
+    link = state.add_product_link("acme", "p1", "m1", mode="published", fingerprint={})
+    made = [
+        state.add_variant_link(
+            link,
+            vendor_variant_id=f"v{n}",
+            merchant_variant_id=f"mv{n}",
+            merchant_inventory_item_id=f"i{n}",
+            sku=None,
+            barcode=None,
+        )
+        for n in range(3)
+    ]
+    with state.atomic():
+        state.update_variant_links(
+            [
+                (made[0].id, {"vendor_available": 4, "stock_seen": 1}),
+                (made[1].id, {"merchant_available": 7, "merchant_location_id": "L", "merchant_stock_at": None}),
+                (made[2].id, {"vendor_available": 0, "stock_seen": 1}),
+            ]
+        )
+    got = {v.vendor_variant_id: v for v in state.variant_links()}
+    assert (got["v0"].vendor_available, got["v0"].stock_seen, got["v0"].merchant_available) == (4, True, None)
+    assert (got["v1"].merchant_available, got["v1"].merchant_location_id, got["v1"].vendor_available) == (7, "L", None)
+    assert got["v2"].vendor_available == 0
+    with pytest.raises(RowMissing):
+        state.update_variant_links([(made[0].id, {"vendor_available": 1}), (99999, {"vendor_available": 1})])
+
+    def begin(key):
+        return state.journal_begin(pass_id=None, store="m", stream="inventory", kind="set", key=key, target="t")
+
+    cut_off = begin("stock:a")  # an earlier attempt a killed pass left pending
+    a, b, c = begin("stock:a"), begin("stock:b"), begin("stock:c")
+    state.journal_finish_many(
+        [(a, "done", {"quantity": 3}, None), (b, "failed", None, "refused"), (c, "done", None, None)]
+    )
+    rows = {e.id: e for e in state.journal()}
+    assert (rows[a].status, rows[a].detail) == ("done", {"quantity": 3})
+    assert (rows[b].status, rows[b].error) == ("failed", "refused")
+    assert rows[c].status == "done"
+    assert (rows[cut_off].status, rows[cut_off].error) == ("interrupted", f"cut off; settled by journal entry {a}")
+    state.close()
+
+
+def test_order_links_of_many_merchant_orders_in_one_look(tmp_path):
+    """A pass plans every merchant order of its window for every vendor: the vendor's links of
+    those orders are read together (500 ids a statement), not one statement per order."""
+    state = State.create(tmp_path / "vsc.db")
+    for vendor in ("acme", "beta"):
+        state.add_store(StoreRow(vendor, "shopify", "vendor", f"https://{vendor}.myshopify.com", {}))
+    with state.atomic():
+        for n in range(0, 1200, 3):
+            for vendor in ("acme", "beta"):
+                state.add_order_link(
+                    vendor=vendor,
+                    merchant_order_id=f"o{n}",
+                    merchant_order_name=f"#{n}",
+                    key=f"push:o{n}:{vendor}",
+                    marker=f"m{n}",
+                    state="pushed",
+                    lines=[],
+                )
+    statements: list[str] = []
+    state.db.conn.set_trace_callback(statements.append)
+    got = state.order_links_of("acme", [f"o{n}" for n in range(1200)])
+    state.db.conn.set_trace_callback(None)
+    assert sorted(got) == sorted(f"o{n}" for n in range(0, 1200, 3))
+    assert {link.vendor for link in got.values()} == {"acme"}
+    assert got["o300"] == state.order_link("o300", "acme")
+    assert len(statements) == 3  # 1,200 ids, 500 a statement
+    state.close()

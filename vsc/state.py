@@ -1052,6 +1052,22 @@ class State:
         values["updated_at"] = iso(now_utc())
         self.db["variant_links"].update(link_id, values)
 
+    def update_variant_links(self, updates: Sequence[tuple[int, dict[str, Any]]]) -> None:
+        """`update_variant_link` for many links at once: one `executemany` per set of columns (a
+        1 % pass records ~500 vendor levels and ~500 merchant quantities; one call each was
+        ~0.1 s of its CPU). `RowMissing` when a link is not there."""
+        stamp = iso(now_utc())
+        groups: dict[tuple[str, ...], list[list[Any]]] = {}
+        for link_id, values in updates:
+            if "fingerprint" in values:
+                values = {**values, "fingerprint": _dumps(values["fingerprint"])}
+            groups.setdefault(tuple(values), []).append([*map(_column_value, values.values()), stamp, link_id])
+        for columns, rows in groups.items():
+            sets = ", ".join(f"[{c}] = ?" for c in (*columns, "updated_at"))
+            cursor = self.db.conn.executemany(f"UPDATE variant_links SET {sets} WHERE id = ?", rows)
+            if cursor.rowcount != len(rows):
+                raise RowMissing(f"{len(rows) - cursor.rowcount} of {len(rows)} variant links are not there")
+
     def remove_variant_link(self, link_id: int) -> None:
         self.db["variant_links"].delete(link_id)
 
@@ -1113,6 +1129,17 @@ class State:
             self._rows_where("order_links", "merchant_order_id = ? AND vendor = ?", [merchant_order_id, vendor])
         )
         return self._olink(rows[0]) if rows else None
+
+    def order_links_of(self, vendor: str, merchant_order_ids: Iterable[str]) -> dict[str, OrderLink]:
+        """The vendor's order links of these merchant orders, by merchant order id. A pass plans
+        every merchant order of the window for every vendor: one `order_link` each was 200
+        vendors x 200 orders = 40,000 statements (~3 s of CPU) after 100 orders."""
+        out: dict[str, OrderLink] = {}
+        for chunk, marks in _in_lists(merchant_order_ids):
+            where = f"vendor = ? AND merchant_order_id IN ({marks})"
+            for row in self._rows_where("order_links", where, [vendor, *chunk]):
+                out[row["merchant_order_id"]] = self._olink(row)
+        return out
 
     def order_link_by_id(self, link_id: int) -> OrderLink:
         return self._olink(self.db["order_links"].get(link_id))
@@ -1460,6 +1487,29 @@ class State:
                 "UPDATE journal SET status = 'interrupted', error = ? WHERE status = 'pending' AND id < ? "
                 "AND key = (SELECT key FROM journal WHERE id = ?)",
                 [f"cut off; settled by journal entry {entry_id}", entry_id, entry_id],
+            )
+
+    def journal_finish_many(self, finished: Sequence[tuple[int, str, dict[str, Any] | None, str | None]]) -> None:
+        """`journal_finish` for many entries at once: (entry id, status, detail or None to keep
+        it, error). A batch of 250 stock writes settles its entries with three statements."""
+        with_detail = [
+            (status, error, _dumps(detail), i) for i, status, detail, error in finished if detail is not None
+        ]
+        without = [(status, error, i) for i, status, detail, error in finished if detail is None]
+        if with_detail:
+            self.db.conn.executemany("UPDATE journal SET status = ?, error = ?, detail = ? WHERE id = ?", with_detail)
+        if without:
+            self.db.conn.executemany("UPDATE journal SET status = ?, error = ? WHERE id = ?", without)
+        settled = [
+            (f"cut off; settled by journal entry {i}", i, i)
+            for i, status, _, _ in finished
+            if status in ("done", "reported")
+        ]
+        if settled:  # (as journal_finish does, entry by entry)
+            self.db.conn.executemany(
+                "UPDATE journal SET status = 'interrupted', error = ? WHERE status = 'pending' AND id < ? "
+                "AND key = (SELECT key FROM journal WHERE id = ?)",
+                settled,
             )
 
     @staticmethod

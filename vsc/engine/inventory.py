@@ -419,8 +419,7 @@ def plan_vendor(ctx: Any, vendor: str, dry_run: bool) -> StockPlan | None:
             updates.append((v.id, values | ({"merchant_stock_at": iso(seen_at)} if seen_at else {})))
     if updates:  # (a quiet vendor opens no transaction)
         with state.atomic():
-            for link_id, values in updates:
-                state.update_variant_link(link_id, **values)
+            state.update_variant_links(updates)
     return StockPlan(vendor, actions, now)
 
 
@@ -501,32 +500,40 @@ def apply_all(ctx: Any, actions: list[Action], pass_id: int | None) -> set[str]:
                 still |= {w.item_id for w in second}
         except Exception as exc:  # the store failed this batch: each of its items is reported
             message = str(exc)
-            with state.atomic():
-                for a in batch:
-                    a.status, a.error = "failed", message
-                    state.journal_finish(entries[a.key], status="failed", error=message)
-                    failed.add(a.vendor or "")
-            continue
-        with state.atomic():
             for a in batch:
-                d = a.detail
-                if d["item"] in still:
-                    a.status = "failed"
-                    a.error = "the merchant's quantity kept changing under vsc (sales in progress); next pass"
-                    state.journal_finish(entries[a.key], status="failed", error=a.error)
-                    failed.add(a.vendor or "")
-                    continue
-                a.status = "done"
-                state.update_variant_link(
+                a.status, a.error = "failed", message
+                failed.add(a.vendor or "")
+            with state.atomic():
+                state.journal_finish_many([(entries[a.key], "failed", None, message) for a in batch])
+            continue
+        finished: list[tuple[int, str, dict[str, Any] | None, str | None]] = []
+        written: list[tuple[int, dict[str, Any]]] = []
+        for a in batch:
+            d = a.detail
+            if d["item"] in still:
+                a.status = "failed"
+                a.error = "the merchant's quantity kept changing under vsc (sales in progress); next pass"
+                finished.append((entries[a.key], "failed", None, a.error))
+                failed.add(a.vendor or "")
+                continue
+            a.status = "done"
+            # merchant_stock_at: not the write's time, as a hand edit in that same second would
+            # share it. The next pass reads the item back once (it shows as changed) and records
+            # the updatedAt it then has, which is final for that second.
+            written.append(
+                (
                     d["variant_link_id"],
-                    merchant_available=d["quantity"],
-                    merchant_location_id=d["location"],
-                    # Not the write's time: a hand edit in that same second would share it. The
-                    # next pass reads the item back once (it shows as changed) and records the
-                    # updatedAt it then has, which is final for that second.
-                    merchant_stock_at=None,
+                    {
+                        "merchant_available": d["quantity"],
+                        "merchant_location_id": d["location"],
+                        "merchant_stock_at": None,
+                    },
                 )
-                state.journal_finish(entries[a.key], status="done", detail={"summary": a.summary, **d})
+            )
+            finished.append((entries[a.key], "done", {"summary": a.summary, **d}, None))
+        with state.atomic():  # (the batch's links and journal entries, a statement or three each)
+            state.update_variant_links(written)
+            state.journal_finish_many(finished)
     return failed
 
 

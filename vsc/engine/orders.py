@@ -857,13 +857,16 @@ def run(ctx: Any, vendor: str, pass_id: int | None, dry_run: bool) -> list[Actio
                 orders[order_id] = got
     vlinks = _ordered_links(ctx, orders.values())
     actions: list[Action] = []
-    for order in sorted(orders.values(), key=lambda o: (o.updated_at or now, o.id)):
-        if order.updated_at and order.updated_at < since and order.id not in open_links:
-            continue
-        link = state.order_link(order.id, vendor)
+    due = [
+        order
+        for order in sorted(orders.values(), key=lambda o: (o.updated_at or now, o.id))
+        if not (order.updated_at and order.updated_at < since and order.id not in open_links)
+    ]
+    links = state.order_links_of(vendor, [order.id for order in due])
+    for order in due:
         actions += plan_order(
             order,
-            link,
+            links.get(order.id),
             vendor=vendor,
             merchant=merchant,
             vlinks=vlinks,

@@ -6,9 +6,10 @@ answer. Only the client thread's CPU is counted (`time.thread_time`): the store 
 other threads of the same process, so its work does not show. Clients:
 
 - `requests.Session`: what StoreSession used before (environment read once, as it did);
-- `StoreSession.request`: vsc's session now (urllib3 underneath, with vsc's retry,
-  redirect, limiter and counting rules around it);
-- `urllib3 pool`: `HTTPConnectionPool.urlopen` alone, retries and redirects off;
+- `StoreSession.request`: vsc's session now (`http.client` underneath, in
+  vsc.connectors.transport, with vsc's retry, redirect, limiter and counting rules around it);
+- `urllib3 pool`: `HTTPConnectionPool.urlopen` alone, retries and redirects off (what
+  StoreSession used before; urllib3 comes with requests);
 - `http.client`: the standard library's connection, the floor.
 
 Run:  python bench/http_overhead.py [N]   (N GETs per client, default 3000; about 10 s).

@@ -333,7 +333,7 @@ class StoreRow:
 
     @property
     def tls_verify(self) -> bool | str:
-        """What vsc (urllib3) checks the store's certificate with: its CA bundle, True (the default
+        """What vsc checks the store's certificate with: its CA bundle, True (the default
         trust store, or REQUESTS_CA_BUNDLE), or False for --insecure-skip-tls-verify."""
         if self.insecure_tls:
             return False

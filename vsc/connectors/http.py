@@ -22,13 +22,13 @@ rules below hold for every platform:
 - secrets never reach the log: headers are logged redacted, and a signed URL's query
   string not at all.
 
-The transport is `urllib3`, used directly: one pool of kept-alive connections per store
-origin, with urllib3's own retries and redirects off (the rules above are vsc's), bodies
-read whole and gzip/deflate decoded. `requests` cost about twice as much CPU per
-request (bench/RESULTS.md, "HTTP client overhead"), a large share of a steady pass over
-hundreds of vendors. Answers come back as `Response`, with the parts of `requests.Response`
-the connectors read. Proxies come from the environment (`https_proxy`, `no_proxy`...),
-read once per session.
+The transport is `vsc.connectors.transport`: one pool of kept-alive `http.client`
+connections per store origin, bodies read whole and gzip/deflate decoded. Per request,
+`requests` cost about twice the CPU of urllib3, and urllib3 ~0.1-0.15 ms more than
+`http.client` (bench/RESULTS.md, "HTTP client overhead"): a large share of a steady pass
+over hundreds of vendors. Answers come back as `Response`, with the parts of
+`requests.Response` the connectors read. Proxies come from the environment (`https_proxy`,
+`no_proxy`...), read once per session.
 """
 
 from __future__ import annotations
@@ -45,7 +45,6 @@ import ssl
 import threading
 import time
 import urllib.request
-import warnings
 from collections import Counter
 from collections.abc import Callable, Mapping
 from email.utils import parsedate_to_datetime
@@ -53,18 +52,9 @@ from typing import Any, NamedTuple, Protocol
 from urllib.parse import urlencode, urljoin, urlsplit
 
 import certifi
-import urllib3
-from urllib3 import HTTPHeaderDict
-from urllib3.exceptions import (
-    ConnectTimeoutError,
-    HTTPError,
-    ProxySchemeUnknown,
-    ReadTimeoutError,
-    SSLError,
-)
-from urllib3.util.ssl_ import create_urllib3_context
 
 from vsc import USER_AGENT
+from vsc.connectors.transport import CertificateRefused, Cut, Headers, NeverSent, Pool, TimedOut, decoded, multipart
 from vsc.errors import ApiError, RateLimited, RetriableError, TlsError, UsageError
 from vsc.secrets import redactor
 
@@ -145,19 +135,10 @@ def retry_after_seconds(response: Response) -> float | None:
             return None
 
 
-def _certificate_refused(exc: BaseException) -> bool:
-    """Whether a connection failed because the server's certificate did not verify."""
-    return isinstance(exc, SSLError) and "CERTIFICATE_VERIFY_FAILED" in str(exc)
-
-
-def _tls_reason(exc: BaseException) -> str:
+def _tls_reason(reason: str) -> str:
     """The certificate problem in a few words ("self-signed certificate", "hostname mismatch"...)."""
-    text = str(exc)
-    for marker in ("certificate verify failed: ", "SSLError("):
-        if marker in text:
-            text = text.split(marker, 1)[1]
-            break
-    return text.split(" (_ssl.c")[0].strip("()'\" ") or type(exc).__name__
+    text = reason.split("certificate verify failed: ", 1)[-1]
+    return text.split(" (_ssl.c")[0].strip("()'\" ") or "certificate refused"
 
 
 def redact_headers(headers: Mapping[str, str]) -> dict[str, str]:
@@ -193,7 +174,7 @@ class Response:
         self, status_code: int, headers: Mapping[str, str], content: bytes, url: str, method: str, reason: str = ""
     ) -> None:
         self.status_code = status_code
-        self.headers = headers if isinstance(headers, HTTPHeaderDict) else HTTPHeaderDict(headers)
+        self.headers = headers if isinstance(headers, Headers) else Headers(headers)
         self.content = content
         self.url = url
         self.request = RequestLine(method, url)
@@ -287,10 +268,14 @@ def tls_context(verify: bool | str) -> ssl.SSLContext:
         known = _contexts.get(path)
         if known is not None and known[0] == stamp:
             return known[1]
+        # PROTOCOL_TLS_CLIENT checks the certificate and the host name; TLS 1.2 at least, as
+        # urllib3 and every store platform require.
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        ctx.minimum_version = ssl.TLSVersion.TLSv1_2
         if path is False:
-            ctx = create_urllib3_context(cert_reqs=ssl.CERT_NONE)
+            ctx.check_hostname = False
+            ctx.verify_mode = ssl.CERT_NONE
         else:
-            ctx = create_urllib3_context(cert_reqs=ssl.CERT_REQUIRED)
             if os.path.isdir(path):
                 ctx.load_verify_locations(capath=path)
             else:
@@ -357,15 +342,15 @@ _ACCEPT_ENCODING = "gzip, deflate"
 #: Connections kept per origin, unless the session is told how many threads can use it at once
 #: (`pool_size`; a pass gives `concurrency` + 1): the pass reads stores from a thread pool of at
 #: most 64, and the merchant's session may serve all of them at once. Only connections actually
-#: opened are kept; beyond this many, urllib3 would close the extras and warn.
+#: opened are kept; beyond this many, a connection is closed when its request is done.
 POOL_SIZE = 64
 
 
 class StoreSession:
     """HTTP to one store. Connectors call `request`; tests read `stats`.
 
-    Thread-safe: urllib3's pools hand each thread its own connection, and the pools
-    themselves are made once, under a lock.
+    Thread-safe: a pool lends each request its own connection, and the pools themselves are
+    made once, under a lock.
     """
 
     def __init__(
@@ -390,7 +375,6 @@ class StoreSession:
         self.base_url = validate_store_url(base_url, what=f"{store}'s URL")
         self.limiter: Limiter = limiter or NoLimit()
         self.timeout = timeout
-        self._timeout = urllib3.Timeout(connect=timeout[0], read=timeout[1])
         self.max_retries = max_retries
         self.backoff = backoff
         self.max_backoff = max_backoff
@@ -399,9 +383,6 @@ class StoreSession:
         # connected with --insecure-skip-tls-verify.
         self.verify = verify
         if verify is False:
-            # vsc says it once per store and session, in its own words; urllib3's warning on every
-            # request would only bury that line.
-            warnings.filterwarnings("ignore", category=urllib3.exceptions.InsecureRequestWarning)
             log.warning(
                 "%s: TLS certificate verification is OFF for this store (--insecure-skip-tls-verify); "
                 "anyone on the network path can read and change what vsc sends, credentials included",
@@ -435,10 +416,8 @@ class StoreSession:
         self._origin = f"{parts.scheme}://{parts.netloc}"
         self._proxy = proxy_for(self.base_url)
         self._lock = threading.Lock()
-        self._managers: dict[tuple[str | None, bool], urllib3.PoolManager] = {}
-        self._pool: urllib3.HTTPConnectionPool | None = None
-        # urllib3 puts one placeholder per slot in a pool's queue when it makes the pool and takes
-        # them all out when it closes it: 64 slots for each of 200 stores was ~0.1 s of a pass.
+        self._pools: dict[tuple[str, str | None], Pool] = {}
+        self._pool: Pool | None = None
         self._pool_size = max(1, min(pool_size, POOL_SIZE))
 
     def url(self, path: str) -> str:
@@ -449,64 +428,55 @@ class StoreSession:
             return urljoin(self.base_url + "/", path)
         return f"{self.base_url}/{path}"
 
-    def _manager(self, proxy: str | None, tls: bool) -> urllib3.PoolManager:
-        """The pools (by origin) for requests through `proxy` (None: direct), made on first use.
-        `tls`: for https:// URLs, whose certificates are checked as the session says (the CA
-        bundle is read only then: a plain-http sandbox store never needs one)."""
-        key = (proxy, tls)
-        manager = self._managers.get(key)
-        if manager is None:
+    def _pool_for(self, origin: str, proxy: str | None) -> Pool:
+        """The connections to `origin` (through `proxy`, None: direct), made on first use. The
+        CA bundle is read only for an https:// origin: a plain-http sandbox store never needs one."""
+        key = (origin, proxy)
+        pool = self._pools.get(key)
+        if pool is None:
             with self._lock:
-                manager = self._managers.get(key)
-                if manager is None:
-                    kw: dict[str, Any] = {"num_pools": 4, "maxsize": self._pool_size, "retries": False}
-                    if tls:
-                        kw["ssl_context"] = tls_context(self._verify)
-                        if self._verify is False:
-                            kw["assert_hostname"] = False
-                    if proxy is None:
-                        manager = urllib3.PoolManager(**kw)
-                    else:
-                        try:
-                            manager = urllib3.ProxyManager(proxy, **kw)
-                        except (ProxySchemeUnknown, ValueError) as exc:
-                            raise UsageError(
-                                f"{self.store}: the proxy the environment names ({proxy.rpartition('@')[2]}) "
-                                f"cannot be used: {exc}",
-                                hint="Set https_proxy/http_proxy to an http:// or https:// proxy, or add the "
-                                "store's host to no_proxy.",
-                            ) from None
-                    self._managers[key] = manager
-        return manager
+                pool = self._pools.get(key)
+                if pool is None:
+                    context = tls_context(self._verify) if origin.startswith("https:") else None
+                    try:
+                        pool = Pool(origin, maxsize=self._pool_size, timeout=self.timeout, context=context, proxy=proxy)
+                    except ValueError as exc:
+                        raise UsageError(
+                            f"{self.store}: the proxy the environment names ({(proxy or '').rpartition('@')[2]}) "
+                            f"cannot be used: {exc}",
+                            hint="Set https_proxy/http_proxy to an http:// proxy, or add the store's host to no_proxy.",
+                        ) from None
+                    self._pools[key] = pool
+        return pool
 
-    def _store_pool(self) -> urllib3.HTTPConnectionPool:
-        """The kept-alive connections to the store's own origin (no proxy in between)."""
+    def _store_pool(self) -> Pool:
+        """The kept-alive connections to the store's own origin."""
         pool = self._pool
         if pool is None:
-            manager = self._manager(None, self._origin.startswith("https:"))
-            with self._lock:
-                if self._pool is None:
-                    self._pool = manager.connection_from_url(self._origin)
-                pool = self._pool
+            pool = self._pool = self._pool_for(self._origin, self._proxy)
         return pool
 
     def close(self) -> None:
         with self._lock:
-            managers, self._managers, self._pool = list(self._managers.values()), {}, None
-        for manager in managers:
-            manager.clear()
+            pools, self._pools, self._pool = list(self._pools.values()), {}, None
+        for pool in pools:
+            pool.close()
 
-    def _opener(self, url: str, signed: bool) -> tuple[urllib3.PoolManager | urllib3.HTTPConnectionPool, str]:
-        """Where to send a request for `url`, and the target to give it there.
+    def _opener(self, url: str, signed: bool) -> tuple[Pool, str]:
+        """Where to send a request for `url`, and the request target to give it there.
 
         The store's own URLs (the common case, made cheap) go to its pool with just their path;
-        anything else (a signed URL, another origin, a proxy) goes through a pool manager.
+        anything else (a signed URL, another origin) to a pool of its own origin.
         Raises OSError when the CA bundle cannot be read (the pools are made on first use).
         """
-        own = url.startswith(self._origin + "/")
-        if own and not signed and self._proxy is None:
-            return self._store_pool(), url[len(self._origin) :]
-        return self._manager(self._proxy if own else proxy_for(url), url.startswith("https:")), url
+        if url.startswith(self._origin + "/"):
+            pool = self._store_pool()
+            return pool, pool.target(url[len(self._origin) :])
+        parts = urlsplit(url)
+        origin = f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}"
+        pool = self._pool_for(origin, proxy_for(url))
+        rest = url[len(f"{parts.scheme}://{parts.netloc}") :] or "/"
+        return pool, pool.target(rest)
 
     def _redirect_target(self, method: str, url: str, response: Response, redirects: int) -> str:
         """Where to follow a redirect, or `ApiError` naming it when vsc must not follow it."""
@@ -592,7 +562,7 @@ class StoreSession:
                 # A signed URL's query string is a credential: log it without one.
                 log.debug("%s %s %s", self.store, method, url.split("?")[0] if signed else url)
             try:
-                opener, target = self._opener(url, signed)
+                pool, target = self._opener(url, signed)
             except OSError:
                 # Reading the CA bundle, before any connection opened.
                 bundle = certifi.where() if self._verify is True else self._verify
@@ -603,26 +573,15 @@ class StoreSession:
                     hint=f"Put the PEM file back, or give another: `vsc stores tls {self.store} --ca-bundle PATH`.",
                 ) from None
             try:
-                # urllib3's own retries and redirects are off: vsc's rules above decide both. A
-                # kept-alive connection the server has closed is noticed before it is reused
-                # (urllib3 polls the socket: readable with nothing to read means closed) and a new
-                # one is opened, so that never fails a request. Should the server close it in the
-                # instant between that check and the send, the attempt fails like any cut
-                # (ProtocolError below): nothing, neither urllib3 nor http.client, sends it again
-                # on its own, so a write goes out twice only where it is safe to.
-                raw = opener.urlopen(
-                    method,
-                    target,
-                    body=body,
-                    headers=send_headers,
-                    retries=False,
-                    redirect=False,
-                    assert_same_host=False,
-                    timeout=self._timeout,
-                    preload_content=True,
-                    decode_content=True,
-                )
-            except ReadTimeoutError:
+                # Nothing below retries or follows redirects on its own: vsc's rules above decide
+                # both. A kept-alive connection the server has closed is noticed before it is
+                # reused (the pool polls the socket: readable with nothing owed means closed) and
+                # a new one is opened, so that never fails a request. Should the server close it
+                # in the instant between that check and the send, the attempt fails like any cut
+                # (`Cut` below) and is sent again only where that is safe.
+                status, reason, headers_in, raw = pool.send(method, target, body, send_headers)
+                content = decoded(raw, headers_in.get("Content-Encoding"))
+            except TimedOut:
                 # The request went out whole and no answer came in time: a write may have been applied.
                 self.stats["timeouts"] += 1
                 if safe and attempt < self.max_retries:
@@ -635,30 +594,30 @@ class StoreSession:
                     store=self.store,
                     platform=self.platform,
                 ) from None
-            except HTTPError as exc:
-                if _certificate_refused(exc):
-                    # Refused during the handshake, before any byte of the request went out; it
-                    # will be refused again on a retry, so say what to do instead.
-                    self.stats["tls_errors"] += 1
-                    raise TlsError(
-                        f"{self.store}: the TLS certificate of {urlsplit(url).netloc} could not be verified "
-                        f"({_tls_reason(exc)}); nothing was sent",
-                        store=self.store,
-                        platform=self.platform,
-                        hint=tls_hint(self.store),
-                    ) from None
-                # A connection that never opened (refused, unresolvable, connect timeout:
-                # NewConnectionError is a ConnectTimeoutError) carried nothing: safe to send again.
-                # One reset or cut after sending (ProtocolError), or anything else, may have been
-                # applied: only safe calls repeat.
-                never_sent = isinstance(exc, ConnectTimeoutError)
+            except CertificateRefused as exc:
+                # Refused during the handshake, before any byte of the request went out; it will
+                # be refused again on a retry, so say what to do instead.
+                self.stats["tls_errors"] += 1
+                raise TlsError(
+                    f"{self.store}: the TLS certificate of {urlsplit(url).netloc} could not be verified "
+                    f"({_tls_reason(exc.reason)}); nothing was sent",
+                    store=self.store,
+                    platform=self.platform,
+                    hint=tls_hint(self.store),
+                ) from None
+            except (NeverSent, Cut) as exc:
+                # A connection that never opened (refused, unresolvable, connect timeout, a failed
+                # handshake or tunnel) carried nothing: safe to send again. A reset or cut after
+                # sending may have been applied: only safe calls repeat.
+                never_sent = isinstance(exc, NeverSent)
                 self.stats["connection_errors"] += 1
                 if (safe or never_sent) and attempt < self.max_retries:
                     self.sleep(self._delay(attempt, None))
                     attempt += 1
                     continue
+                what = "could not connect" if never_sent else "cut after sending"
                 raise RetriableError(
-                    f"{self.store}: connection to {urlsplit(url).netloc} failed ({_failure(exc)})"
+                    f"{self.store}: connection to {urlsplit(url).netloc} failed ({what}: {exc.reason[:200]})"
                     + (
                         "; nothing was sent"
                         if never_sent
@@ -669,7 +628,7 @@ class StoreSession:
                     store=self.store,
                     platform=self.platform,
                 ) from None
-            response = Response(raw.status, raw.headers, raw.data, url, method, raw.reason or "")
+            response = Response(status, headers_in, content, url, method, reason)
             self.stats[f"status_{response.status_code}"] += 1
             self.limiter.observe(response)
             if response.is_redirect:
@@ -710,8 +669,7 @@ def _encode_body(json: Any, data: Any, files: Mapping[str, Any] | None) -> tuple
     if files:
         fields: list[tuple[str, Any]] = list((data or {}).items())
         fields.extend(files.items())
-        body, content_type = urllib3.encode_multipart_formdata(fields)
-        return body, content_type
+        return multipart(fields)
     if json is not None:
         # allow_nan=False: NaN is not JSON, and a store would refuse it (or worse, read it).
         return jsonlib.dumps(json, allow_nan=False).encode("utf-8"), "application/json"
@@ -720,12 +678,3 @@ def _encode_body(json: Any, data: Any, files: Mapping[str, Any] | None) -> tuple
     if isinstance(data, Mapping):
         return _encode_params(data).encode("ascii"), "application/x-www-form-urlencoded"
     return (data.encode("utf-8") if isinstance(data, str) else bytes(data)), None
-
-
-def _failure(exc: BaseException) -> str:
-    """What went wrong with a connection, in a few words: "NewConnectionError: Connection refused",
-    "ProtocolError: Remote end closed connection without response"."""
-    cause = exc.args[-1] if exc.args and isinstance(exc.args[-1], BaseException) else exc
-    text = str(cause).split("Failed to establish a new connection: ")[-1]
-    text = re.sub(r"\[Errno -?\d+\] ", "", text).strip()[:200]
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__

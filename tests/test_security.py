@@ -287,8 +287,8 @@ def test_a_full_mission_at_debug_level_leaves_no_secret_behind(cli, memory_keyri
         assert mode(isolated / name) == 0o600, name
     for p in isolated.glob("vsc.db*"):  # journal / WAL side files, if any are left
         assert mode(p) == 0o600, p.name
-    # SQLite's rollback journal, which holds pages of the database while a write is open, gets
-    # the database's mode, whatever the umask.
+    # SQLite's write-ahead log and its index, which hold pages of the database while it is open,
+    # get the database's mode, whatever the umask.
     from vsc.state import State
 
     state = State.open(isolated / "vsc.db")
@@ -296,7 +296,7 @@ def test_a_full_mission_at_debug_level_leaves_no_secret_behind(cli, memory_keyri
     try:
         state.db.conn.execute("BEGIN IMMEDIATE")
         state.db.conn.execute("INSERT INTO stores (name) VALUES ('journal-probe')")
-        assert mode(isolated / "vsc.db-journal") == 0o600
+        assert mode(isolated / "vsc.db-wal") == 0o600 and mode(isolated / "vsc.db-shm") == 0o600
         state.db.conn.execute("ROLLBACK")
     finally:
         os.umask(old_umask)

@@ -683,6 +683,18 @@ class State:
         try:
             conn = sqlite3.connect(str(p), timeout=10, isolation_level=None, check_same_thread=False)
             conn.execute("PRAGMA foreign_keys = ON")
+            # Write-ahead log: a commit appends to vsc.db-wal and syncs it once, instead of
+            # writing, syncing and deleting a rollback journal (~0.4 -> ~0.15 ms of CPU and
+            # ~1.3 -> ~0.4 ms of wall a commit, and a pass makes hundreds when orders come in),
+            # and `vsc status` reads while a pass writes. synchronous stays FULL: a committed
+            # "pending" push marker must survive a power cut (DESIGN: orders exactly once). The
+            # log is folded back into vsc.db and removed when the last connection closes.
+            if conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                try:
+                    conn.execute("PRAGMA journal_mode = WAL")
+                except sqlite3.OperationalError:
+                    pass  # another process has it open right now: the next open switches it
+            conn.execute("PRAGMA synchronous = FULL")
             known = [name for name, _fn in MIGRATIONS]
             applied = _applied_migrations(conn)
             newer = sorted(set(applied) - set(known))

@@ -270,3 +270,31 @@ def test_order_links_of_many_merchant_orders_in_one_look(tmp_path):
     assert got["o300"] == state.order_link("o300", "acme")
     assert len(statements) == 3  # 1,200 ids, 500 a statement
     state.close()
+
+
+def test_vendors_of_items_names_each_vendor_its_own_active_items(tmp_path):
+    """The merchant's changed items of a pass are matched to their vendors once (index on the
+    item), so each vendor's stock plan names only its own, not all of them."""
+    state = State.create(tmp_path / "vsc.db")
+    for vendor in ("acme", "beta"):
+        state.add_store(StoreRow(vendor, "shopify", "vendor", f"https://{vendor}.myshopify.com", {}))
+        link = state.add_product_link(vendor, "p1", f"m-{vendor}", mode="published", fingerprint={})
+        for n in range(3):
+            made = state.add_variant_link(
+                link,
+                vendor_variant_id=f"v{n}",
+                merchant_variant_id=f"mv-{vendor}-{n}",
+                merchant_inventory_item_id=f"i-{vendor}-{n}",
+                sku=None,
+                barcode=None,
+            )
+            if n == 2:
+                state.update_variant_link(made.id, state="gone")
+    items = ["i-acme-0", "i-acme-2", "i-beta-1", "i-beta-0", "unknown", *[f"x{k}" for k in range(600)]]
+    got = {vendor: sorted(mine) for vendor, mine in state.vendors_of_items(items).items()}
+    assert got == {"acme": ["i-acme-0"], "beta": ["i-beta-0", "i-beta-1"]}
+    plan = state.db.conn.execute(
+        "EXPLAIN QUERY PLAN SELECT vendor FROM variant_links WHERE merchant_inventory_item_id IN (?)", ["x"]
+    ).fetchall()
+    assert "merchant_inventory_item_id" in str(plan), plan
+    state.close()

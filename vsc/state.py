@@ -288,6 +288,12 @@ def _m0006(db: sqlite_utils.Database) -> None:
     )
 
 
+@_migration("0007_merchant_item_index")
+def _m0007(db: sqlite_utils.Database) -> None:
+    # The merchant's changed inventory items are matched to their vendors' links once a pass.
+    db["variant_links"].create_index(["merchant_inventory_item_id"])
+
+
 def now_utc() -> datetime:
     return datetime.now(UTC)
 
@@ -1039,6 +1045,21 @@ class State:
                 for v in self._vlinks(f"{base} AND {column} IN ({marks})", [vendor, *chunk]):
                     found.setdefault(v.id, v)
         return [found[k] for k in sorted(found)]
+
+    def vendors_of_items(self, items: Iterable[str]) -> dict[str, list[str]]:
+        """The vendors whose active links hold these merchant inventory items: {vendor: [item]}.
+        A pass asks once for the merchant's changed items of all vendors; each vendor's stock
+        plan then names only its own (200 vendors each naming ~600 items was 900 statements
+        and ~0.5 s of CPU in the pass after 100 orders)."""
+        out: dict[str, list[str]] = {}
+        for chunk, marks in _in_lists(items):
+            sql = (
+                "SELECT vendor, merchant_inventory_item_id FROM variant_links"
+                f" WHERE merchant_inventory_item_id IN ({marks}) AND state = 'active'"
+            )
+            for vendor, item in self.db.conn.execute(sql, chunk):
+                out.setdefault(vendor, []).append(item)
+        return out
 
     def variant_links_where(self, column: str, values: Iterable[Any]) -> list[VariantLink]:
         """The variant links whose `column` (product_link_id, merchant_variant_id, ...) is one of

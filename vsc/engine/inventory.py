@@ -303,7 +303,7 @@ def _gather(ctx: Any, vendor: str) -> _Gathered | None:
     vlinks = state.stock_links(
         vendor,
         variant_ids=[*moved, *pending],
-        items=changed_here,
+        items=_own_items(ctx, vendor, changed_here),
         location=location,
         buffer=ctx.settings.vendor(vendor).stock_buffer,
         untracked=ctx.settings.untracked_quantity,
@@ -322,6 +322,18 @@ def _gather(ctx: Any, vendor: str) -> _Gathered | None:
         )
     ]
     return _Gathered(location, feed, fresh, pending, vlinks, unknown)
+
+
+def _own_items(ctx: Any, vendor: str, changed: dict[str, datetime | None]) -> list[str]:
+    """The merchant's changed items (those of every vendor, read once a pass) that are this
+    vendor's, matched to their vendors once a pass (`State.vendors_of_items`)."""
+    if not changed:
+        return []
+    cached = ctx.cache.get("inventory-items-by-vendor")
+    if cached is None or cached[0] is not changed:  # (a vendor with an older cursor reads again)
+        cached = (changed, ctx.state.vendors_of_items(changed))
+        ctx.cache["inventory-items-by-vendor"] = cached
+    return cached[1].get(vendor, [])  # type: ignore[no-any-return]
 
 
 def _gathered(ctx: Any, vendor: str) -> _Gathered | None:

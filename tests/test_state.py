@@ -162,24 +162,32 @@ def test_row_operations_without_sqlite_utils(tmp_path):
     state.close()
 
 
+def _vendor_with_variants(state: State, vendor: str, count: int, prefix: str = "") -> list:
+    """A vendor store with one linked product of `count` linked variants: v0, v1... at the vendor,
+    mv{prefix}0... and inventory items i{prefix}0... at the merchant."""
+    state.add_store(StoreRow(vendor, "shopify", "vendor", f"https://{vendor}.myshopify.com", {}))
+    link = state.add_product_link(vendor, "p1", f"m-{vendor}", mode="published", fingerprint={})
+    return [
+        state.add_variant_link(
+            link,
+            vendor_variant_id=f"v{n}",
+            merchant_variant_id=f"mv{prefix}{n}",
+            merchant_inventory_item_id=f"i{prefix}{n}",
+            sku=None,
+            barcode=None,
+        )
+        for n in range(count)
+    ]
+
+
 @pytest.mark.parametrize("many", [False, True])
 def test_stock_links_loads_only_what_can_need_a_write(tmp_path, many):
     """Whether the named variants and items fit one statement or not (a pass after stock writes
     for many vendors names the merchant's changed items of all of them), a vendor's stock plan
     loads the named links and the unsettled ones, not its whole catalog."""
     state = State.create(tmp_path / "vsc.db")
-    state.add_store(StoreRow("acme", "shopify", "vendor", "https://acme.myshopify.com", {}))
-    link = state.add_product_link("acme", "p1", "m1", mode="published", fingerprint={})
-    made = {}
+    made = _vendor_with_variants(state, "acme", 6)
     for n in range(6):
-        made[n] = state.add_variant_link(
-            link,
-            vendor_variant_id=f"v{n}",
-            merchant_variant_id=f"mv{n}",
-            merchant_inventory_item_id=f"i{n}",
-            sku=None,
-            barcode=None,
-        )
         # settled: the merchant shows what the vendor's 5 calls for; n == 5 is not
         state.update_variant_link(
             made[n].id, vendor_available=5, merchant_available=5 if n != 5 else 4, merchant_location_id="L"
@@ -199,19 +207,7 @@ def test_many_links_and_journal_entries_settle_as_one_at_a_time_would(tmp_path):
     from vsc.state import RowMissing
 
     state = State.create(tmp_path / "vsc.db")
-    state.add_store(StoreRow("acme", "shopify", "vendor", "https://acme.myshopify.com", {}))
-    link = state.add_product_link("acme", "p1", "m1", mode="published", fingerprint={})
-    made = [
-        state.add_variant_link(
-            link,
-            vendor_variant_id=f"v{n}",
-            merchant_variant_id=f"mv{n}",
-            merchant_inventory_item_id=f"i{n}",
-            sku=None,
-            barcode=None,
-        )
-        for n in range(3)
-    ]
+    made = _vendor_with_variants(state, "acme", 3)
     with state.atomic():
         state.update_variant_links(
             [
@@ -277,19 +273,8 @@ def test_vendors_of_items_names_each_vendor_its_own_active_items(tmp_path):
     item), so each vendor's stock plan names only its own, not all of them."""
     state = State.create(tmp_path / "vsc.db")
     for vendor in ("acme", "beta"):
-        state.add_store(StoreRow(vendor, "shopify", "vendor", f"https://{vendor}.myshopify.com", {}))
-        link = state.add_product_link(vendor, "p1", f"m-{vendor}", mode="published", fingerprint={})
-        for n in range(3):
-            made = state.add_variant_link(
-                link,
-                vendor_variant_id=f"v{n}",
-                merchant_variant_id=f"mv-{vendor}-{n}",
-                merchant_inventory_item_id=f"i-{vendor}-{n}",
-                sku=None,
-                barcode=None,
-            )
-            if n == 2:
-                state.update_variant_link(made.id, state="gone")
+        made = _vendor_with_variants(state, vendor, 3, prefix=f"-{vendor}-")
+        state.update_variant_link(made[2].id, state="gone")
     items = ["i-acme-0", "i-acme-2", "i-beta-1", "i-beta-0", "unknown", *[f"x{k}" for k in range(600)]]
     got = {vendor: sorted(mine) for vendor, mine in state.vendors_of_items(items).items()}
     assert got == {"acme": ["i-acme-0"], "beta": ["i-beta-0", "i-beta-1"]}

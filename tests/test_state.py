@@ -236,6 +236,8 @@ def test_many_links_and_journal_entries_settle_as_one_at_a_time_would(tmp_path):
     assert (rows[b].status, rows[b].error) == ("failed", "refused")
     assert rows[c].status == "done"
     assert (rows[cut_off].status, rows[cut_off].error) == ("interrupted", f"cut off; settled by journal entry {a}")
+    with pytest.raises(RowMissing):
+        state.journal_finish(99999, status="done")
     state.close()
 
 

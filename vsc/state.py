@@ -1080,10 +1080,7 @@ class State:
         return rows[0] if rows else None
 
     def update_variant_link(self, link_id: int, **values: Any) -> None:
-        if "fingerprint" in values:
-            values["fingerprint"] = _dumps(values["fingerprint"])
-        values["updated_at"] = iso(now_utc())
-        self.db["variant_links"].update(link_id, values)
+        self.update_variant_links([(link_id, values)])
 
     def update_variant_links(self, updates: Sequence[tuple[int, dict[str, Any]]]) -> None:
         """`update_variant_link` for many links at once: one `executemany` per set of columns (a
@@ -1158,10 +1155,7 @@ class State:
         return self._olink(self.db["order_links"].get(pk))
 
     def order_link(self, merchant_order_id: str, vendor: str) -> OrderLink | None:
-        rows = list(
-            self._rows_where("order_links", "merchant_order_id = ? AND vendor = ?", [merchant_order_id, vendor])
-        )
-        return self._olink(rows[0]) if rows else None
+        return self.order_links_of(vendor, [merchant_order_id]).get(merchant_order_id)
 
     def order_links_of(self, vendor: str, merchant_order_ids: Iterable[str]) -> dict[str, OrderLink]:
         """The vendor's order links of these merchant orders, by merchant order id. A pass plans
@@ -1509,36 +1503,34 @@ class State:
     def journal_finish(
         self, entry_id: int, *, status: str, detail: dict[str, Any] | None = None, error: str | None = None
     ) -> None:
-        values: dict[str, Any] = {"status": status, "error": error}
-        if detail is not None:
-            values["detail"] = _dumps(detail)
-        self.db["journal"].update(entry_id, values)
-        if status in ("done", "reported"):
-            # Earlier attempts at the same key still pending were cut off (their process died
-            # mid-write, or it was never told the outcome): this attempt settled them.
-            self.db.execute(
-                "UPDATE journal SET status = 'interrupted', error = ? WHERE status = 'pending' AND id < ? "
-                "AND key = (SELECT key FROM journal WHERE id = ?)",
-                [f"cut off; settled by journal entry {entry_id}", entry_id, entry_id],
-            )
+        """Record how a write ended (`detail` None keeps the one it began with). Earlier attempts
+        at the same key still pending were cut off (their process died mid-write, or it was never
+        told the outcome): a "done" or "reported" attempt settles them."""
+        self.journal_finish_many([(entry_id, status, detail, error)])
 
     def journal_finish_many(self, finished: Sequence[tuple[int, str, dict[str, Any] | None, str | None]]) -> None:
         """`journal_finish` for many entries at once: (entry id, status, detail or None to keep
-        it, error). A batch of 250 stock writes settles its entries with three statements."""
+        it, error). A batch of 250 stock writes settles its entries with three statements.
+        `RowMissing` when an entry is not there."""
         with_detail = [
             (status, error, _dumps(detail), i) for i, status, detail, error in finished if detail is not None
         ]
         without = [(status, error, i) for i, status, detail, error in finished if detail is None]
-        if with_detail:
-            self.db.conn.executemany("UPDATE journal SET status = ?, error = ?, detail = ? WHERE id = ?", with_detail)
-        if without:
-            self.db.conn.executemany("UPDATE journal SET status = ?, error = ? WHERE id = ?", without)
+        changed = 0
+        for sql, rows in (
+            ("UPDATE journal SET status = ?, error = ?, detail = ? WHERE id = ?", with_detail),
+            ("UPDATE journal SET status = ?, error = ? WHERE id = ?", without),
+        ):
+            if rows:
+                changed += self.db.conn.executemany(sql, rows).rowcount
+        if changed != len(finished):
+            raise RowMissing(f"{len(finished) - changed} of {len(finished)} journal entries are not there")
         settled = [
             (f"cut off; settled by journal entry {i}", i, i)
             for i, status, _, _ in finished
             if status in ("done", "reported")
         ]
-        if settled:  # (as journal_finish does, entry by entry)
+        if settled:
             self.db.conn.executemany(
                 "UPDATE journal SET status = 'interrupted', error = ? WHERE status = 'pending' AND id < ? "
                 "AND key = (SELECT key FROM journal WHERE id = ?)",

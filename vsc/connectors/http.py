@@ -33,7 +33,6 @@ over hundreds of vendors. Answers come back as `Response`, with the parts of
 
 from __future__ import annotations
 
-import base64
 import functools
 import ipaddress
 import json as jsonlib
@@ -54,7 +53,17 @@ from urllib.parse import urlencode, urljoin, urlsplit
 import certifi
 
 from vsc import USER_AGENT
-from vsc.connectors.transport import CertificateRefused, Cut, Headers, NeverSent, Pool, TimedOut, decoded, multipart
+from vsc.connectors.transport import (
+    CertificateRefused,
+    Cut,
+    Headers,
+    NeverSent,
+    Pool,
+    TimedOut,
+    basic_auth,
+    decoded,
+    multipart,
+)
 from vsc.errors import ApiError, RateLimited, RetriableError, TlsError, UsageError
 from vsc.secrets import redactor
 
@@ -311,11 +320,6 @@ def proxy_for(url: str) -> str | None:
     return proxies.get(parts.scheme) or proxies.get("all") or None
 
 
-def basic_auth(user: str, password: str) -> str:
-    """The Authorization value for HTTP Basic auth (latin-1, as requests encodes it)."""
-    return "Basic " + base64.b64encode(f"{user}:{password}".encode("latin-1")).decode("ascii")
-
-
 def _merged(base: Mapping[str, str], extra: Mapping[str, str | None]) -> dict[str, str]:
     """`base` with `extra` laid over it, names compared without case; a None value removes one."""
     out = dict(base)
@@ -417,7 +421,6 @@ class StoreSession:
         self._proxy = proxy_for(self.base_url)
         self._lock = threading.Lock()
         self._pools: dict[tuple[str, str | None], Pool] = {}
-        self._pool: Pool | None = None
         self._pool_size = max(1, min(pool_size, POOL_SIZE))
 
     def url(self, path: str) -> str:
@@ -451,18 +454,15 @@ class StoreSession:
 
     def _store_pool(self) -> Pool:
         """The kept-alive connections to the store's own origin."""
-        pool = self._pool
-        if pool is None:
-            pool = self._pool = self._pool_for(self._origin, self._proxy)
-        return pool
+        return self._pool_for(self._origin, self._proxy)
 
     def close(self) -> None:
         with self._lock:
-            pools, self._pools, self._pool = list(self._pools.values()), {}, None
+            pools, self._pools = list(self._pools.values()), {}
         for pool in pools:
             pool.close()
 
-    def _opener(self, url: str, signed: bool) -> tuple[Pool, str]:
+    def _opener(self, url: str) -> tuple[Pool, str]:
         """Where to send a request for `url`, and the request target to give it there.
 
         The store's own URLs (the common case, made cheap) go to its pool with just their path;
@@ -562,7 +562,7 @@ class StoreSession:
                 # A signed URL's query string is a credential: log it without one.
                 log.debug("%s %s %s", self.store, method, url.split("?")[0] if signed else url)
             try:
-                pool, target = self._opener(url, signed)
+                pool, target = self._opener(url)
             except OSError:
                 # Reading the CA bundle, before any connection opened.
                 bundle = certifi.where() if self._verify is True else self._verify

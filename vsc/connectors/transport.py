@@ -148,14 +148,17 @@ def _dropped(sock: Any) -> bool:
         return True
 
 
+def basic_auth(user: str, password: str) -> str:
+    """The Authorization value for HTTP Basic auth (latin-1, as requests encodes it)."""
+    return "Basic " + base64.b64encode(f"{user}:{password}".encode("latin-1")).decode("ascii")
+
+
 def proxy_authorization(proxy: str) -> dict[str, str]:
     """The Proxy-Authorization header for a proxy URL with credentials in it (Basic)."""
     parts = urlsplit(proxy)
     if parts.username is None:
         return {}
-    user, password = unquote(parts.username), unquote(parts.password or "")
-    token = base64.b64encode(f"{user}:{password}".encode("latin-1")).decode("ascii")
-    return {"Proxy-Authorization": f"Basic {token}"}
+    return {"Proxy-Authorization": basic_auth(unquote(parts.username), unquote(parts.password or ""))}
 
 
 class Pool:
@@ -184,12 +187,17 @@ class Pool:
         self.connect_timeout, self.read_timeout = timeout
         self.context = context
         self.proxy = proxy
+        #: where connections go: the origin, or the proxy
+        self._connect_to = (self.host, self.port)
+        self._proxy_headers: dict[str, str] = {}
         if proxy is not None:
             p = urlsplit(proxy)
             if p.scheme != "http" or not p.hostname:
                 raise ValueError(f"only http:// proxies are supported (CONNECT tunnels carry https), not {p.scheme}://")
-            self._proxy_at = (p.hostname, p.port or 80)
+            self._connect_to = (p.hostname, p.port or 80)
             self._proxy_headers = proxy_authorization(proxy)
+        #: plain http through a proxy: absolute-form targets, the proxy's credentials on each request
+        self._forwarded = proxy is not None and not self.tls
         self._idle: list[http.client.HTTPConnection] = []
         self._lock = threading.Lock()
         self._closed = False
@@ -198,25 +206,16 @@ class Pool:
 
     def target(self, path_and_query: str) -> str:
         """The request target to send for a path: absolute-form to a forwarding proxy."""
-        if self.proxy is not None and not self.tls:
-            return self.origin + path_and_query
-        return path_and_query
+        return self.origin + path_and_query if self._forwarded else path_and_query
 
     def _open(self) -> http.client.HTTPConnection:
+        host, port = self._connect_to
         conn: http.client.HTTPConnection
-        if self.proxy is None:
-            if self.tls:
-                conn = http.client.HTTPSConnection(
-                    self.host, self.port, timeout=self.connect_timeout, context=self.context
-                )
-            else:
-                conn = http.client.HTTPConnection(self.host, self.port, timeout=self.connect_timeout)
-        elif self.tls:
-            host, port = self._proxy_at
+        if self.tls:
             conn = http.client.HTTPSConnection(host, port, timeout=self.connect_timeout, context=self.context)
-            conn.set_tunnel(self.host, self.port, headers=self._proxy_headers)
+            if self.proxy is not None:  # (the handshake, after CONNECT, checks the origin's name)
+                conn.set_tunnel(self.host, self.port, headers=self._proxy_headers)
         else:
-            host, port = self._proxy_at
             conn = http.client.HTTPConnection(host, port, timeout=self.connect_timeout)
         try:
             conn.connect()
@@ -250,18 +249,18 @@ class Pool:
         conn.close()
 
     def send(
-        self, method: str, target: str, body: bytes | None, headers: Mapping[str, str]
+        self, method: str, target: str, body: bytes | None, headers: dict[str, str]
     ) -> tuple[int, str, Headers, bytes]:
         """Send one request and read its answer whole: (status, reason, headers, raw body).
         Raises a `TransportError` saying how far it got."""
         if not target.isascii():  # (http.client sends ASCII only; a store's path may not be)
             target = quote(target, safe="/:?#[]@!$&'()*+,;=%~")
         conn = self._take()
-        if self.proxy is not None and not self.tls and self._proxy_headers:
+        if self._forwarded and self._proxy_headers:
             headers = {**headers, **self._proxy_headers}
         sent = False
         try:
-            conn.request(method, target, body=body, headers=dict(headers))
+            conn.request(method, target, body=body, headers=headers)
             sent = True
             response = conn.getresponse()
             data = response.read()

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import os
 import signal
+import threading
+import time
 
 import pytest
 
@@ -185,6 +187,43 @@ def test_a_lost_response_never_makes_a_second_order(market, cli):
     assert len(vendor_orders(m)) == 1
     (link,) = state().order_links(vendor="acme")
     assert link.state == "pushed" and link.vendor_order_id
+
+
+def test_pushes_to_different_vendors_go_out_at_the_same_time(cli, monkeypatch):
+    """One merchant order holding items of three vendors (one per platform): the three pushes are
+    sent together. Each vendor store holds its answer to the order's creation until all three
+    creations have arrived; pushed vendor after vendor, the first would wait in vain."""
+    from tests.marketplace import start_merchant, start_vendor
+
+    merchant = start_merchant(cli, monkeypatch)
+    vendors = [start_vendor(p, f"v{i}", cli, monkeypatch) for i, p in enumerate(PLATFORMS)]
+    all_three = threading.Barrier(len(vendors), timeout=5)
+
+    def held(req, body):
+        all_three.wait()
+        return body
+
+    try:
+        for i, v in enumerate(vendors):
+            v.store.clock = lambda: time.time() - 3600
+            pid = v.add_shirt({f"V{i}-S": 5})
+            v.store.clock = time.time
+            assert cli("map", "add", f"v{i}", pid).code == 0
+        variants = {
+            v["sku"]: v["merchant_variant_id"] for link in cli("map", "list", "--json").json() for v in link["variants"]
+        }
+        merchant.place_order([(variants[f"V{i}-S"], 1) for i in range(len(vendors))], email="ada@example.com")
+        for v in vendors:
+            v.store.inject(Fault("rewrite", rewrite=held, match=v.store.is_write, times=1))
+        r = cli("sync", "--json")
+        assert r.code == 0, r
+        assert not all_three.broken
+        assert [len(v.pushed_orders()) for v in vendors] == [1, 1, 1]
+        assert {x.state for x in state().order_links()} == {"pushed"}
+    finally:
+        merchant.stop()
+        for v in vendors:
+            v.store.stop()
 
 
 @pytest.mark.parametrize("platform", PLATFORMS)

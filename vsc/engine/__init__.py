@@ -94,12 +94,28 @@ def execute(
     orders stream records its push as pending there, so a crash during the vendor call leaves
     a trace to recover from); `on_error` runs, committed, after a failure.
     """
+    entry = begin(ctx, action, pass_id, prepare=prepare, on_error=on_error)
+    if entry is not None:
+        finish(ctx, action, entry, apply, on_error=on_error)
+
+
+def begin(
+    ctx: Context,
+    action: Action,
+    pass_id: int | None,
+    *,
+    prepare: Callable[[Context, Action], None] | None = None,
+    on_error: Callable[[Context, Action, Exception], None] | None = None,
+) -> int | None:
+    """The first half of `execute`: admit the action (safety brakes), journal it as pending and
+    run `prepare`, each committed. Returns the journal entry, or None when the action must not
+    go ahead (refused by a brake, or `prepare` failed: the action is then failed)."""
     state = ctx.state
     refusal = brakes.admit(ctx, action)
     if refusal is not None:  # a safety brake stopped this vendor: nothing is sent, the change is retried
         action.status = "failed"
         action.error = refusal
-        return
+        return None
     entry = state.journal_begin_action(
         pass_id=pass_id,
         store=action.store,
@@ -110,23 +126,52 @@ def execute(
         target=action.target,
         detail={"summary": action.summary, **action.detail},
     )
-    try:
-        if prepare is not None:
+    if prepare is not None:
+        try:
             prepare(ctx, action)
+        except Exception as exc:
+            _fail(ctx, action, entry, exc, on_error)
+            return None
+    return entry
+
+
+def finish(
+    ctx: Context,
+    action: Action,
+    entry: int,
+    apply: Callable[[Context, Action], None],
+    *,
+    on_error: Callable[[Context, Action, Exception], None] | None = None,
+) -> None:
+    """The second half of `execute`: `apply` and the journal's done (or failed) in one
+    transaction. An `apply` that only records what a store already answered (sent on another
+    thread) makes the pair `begin`, send, `finish`."""
+    state = ctx.state
+    try:
         with state.atomic():
             apply(ctx, action)
             action.status = "done" if action.write else "reported"
             state.journal_finish(entry, status=action.status, detail=_with_result(action))
     except Exception as exc:  # a malformed payload or a bug must not stop the other actions
-        if not isinstance(exc, VscError):
-            log.debug("action %s failed", action.key, exc_info=True)
-        action.status = "failed"
-        action.error = str(exc) if isinstance(exc, VscError) else f"{type(exc).__name__}: {exc}"
-        if isinstance(exc, AuthError):
-            action.error = refused(state, exc)
-        state.journal_finish(entry, status="failed", error=action.error)
-        if on_error is not None:
-            on_error(ctx, action, exc)
+        _fail(ctx, action, entry, exc, on_error)
+
+
+def _fail(
+    ctx: Context,
+    action: Action,
+    entry: int,
+    exc: Exception,
+    on_error: Callable[[Context, Action, Exception], None] | None,
+) -> None:
+    if not isinstance(exc, VscError):
+        log.debug("action %s failed", action.key, exc_info=exc)
+    action.status = "failed"
+    action.error = str(exc) if isinstance(exc, VscError) else f"{type(exc).__name__}: {exc}"
+    if isinstance(exc, AuthError):
+        action.error = refused(ctx.state, exc)
+    ctx.state.journal_finish(entry, status="failed", error=action.error)
+    if on_error is not None:
+        on_error(ctx, action, exc)
 
 
 def _with_result(action: Action) -> dict[str, Any] | None:
@@ -234,12 +279,12 @@ def apply_catalog(ctx: Context, plans: Sequence[CatalogPlan], pass_id: int | Non
 STAGED: dict[str, tuple[Callable[[Context, str, bool], Any], Callable[[Context, Any, int | None], None]]] = {
     "catalog": (plan_catalog, apply_catalog),
     "inventory": (inventory.plan_vendor, inventory.apply_plans),
+    "orders": (orders.plan, orders.apply_plans),
 }
 
 
 #: streams run vendor by vendor, each vendor's writes right after its plan
 RUNNERS: dict[str, Callable[[Context, str, int | None, bool], list[Action]]] = {
-    "orders": orders.run,
     "tracking": tracking.run,
 }
 

@@ -22,8 +22,9 @@ FACTS_MAX_AGE = timedelta(hours=1)
 
 
 @dataclass(frozen=True)
-class _Failed:
-    """A prefetched read that raised: `once` raises it again where the stream asks for it."""
+class Failed:
+    """A job of `together` that raised (a prefetched read: `once` raises it again where the
+    stream asks for it)."""
 
     error: BaseException
 
@@ -105,7 +106,7 @@ class Context:
         if key not in self.cache:
             self.cache[key] = load()
         value = self.cache[key]
-        if isinstance(value, _Failed):
+        if isinstance(value, Failed):
             del self.cache[key]  # asked again later in the pass, it is read again
             raise value.error
         return value
@@ -113,7 +114,7 @@ class Context:
     def failed(self, key: str) -> bool:
         """Whether a prefetched read failed (asking for it with `once` would raise, and a second
         ask would read again)."""
-        return isinstance(self.cache.get(key), _Failed)
+        return isinstance(self.cache.get(key), Failed)
 
     def prefetch(self, jobs: dict[str, Callable[[], Any]]) -> None:
         """Run reads at the same time, `concurrency` at once, and keep their results for `once`.
@@ -121,18 +122,20 @@ class Context:
         Each job must only read over the network (no database access: the database belongs
         to the thread running the pass) and use one store's connector, which no other job of
         the same call uses. A job that raises keeps its error, raised where `once` asks."""
-        todo = {k: job for k, job in jobs.items() if k not in self.cache}
-        if not todo:
-            return
-        if len(todo) == 1 or self.settings.concurrency <= 1:
-            for key, job in todo.items():
-                self.cache[key] = _run(job)
-            return
-        workers = min(self.settings.concurrency, len(todo))
-        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="vsc-read") as pool:
-            futures = {key: pool.submit(_run, job) for key, job in todo.items()}
-            for key, future in futures.items():
-                self.cache[key] = future.result()
+        self.cache.update(self.together({k: job for k, job in jobs.items() if k not in self.cache}))
+
+    def together(self, jobs: dict[str, Callable[[], Any]]) -> dict[str, Any]:
+        """Run jobs at the same time, `concurrency` at once; each job's result by its key, or
+        its error kept as a `Failed` (`once` raises it; `failed` tells it).
+
+        The rules of `prefetch` hold: no database access in a job, and each job uses its own
+        store's connector (the orders stream sends each vendor's pushes this way)."""
+        if len(jobs) <= 1 or self.settings.concurrency <= 1:
+            return {key: _run(job) for key, job in jobs.items()}
+        workers = min(self.settings.concurrency, len(jobs))
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="vsc-store") as pool:
+            futures = {key: pool.submit(_run, job) for key, job in jobs.items()}
+            return {key: future.result() for key, future in futures.items()}
 
     def merchant_row(self) -> StoreRow:
         # Asked for by every vendor's every stream: read once per pass (stores do not change
@@ -208,4 +211,4 @@ def _run(job: Callable[[], Any]) -> Any:
         return job()
     except Exception as exc:  # kept and raised where the stream asks for the value
         log.debug("a prefetched read failed", exc_info=True)
-        return _Failed(exc)
+        return Failed(exc)

@@ -24,9 +24,10 @@ first looks for its marker there and creates nothing if it finds it.
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Sequence
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -35,6 +36,7 @@ from vsc import notify
 from vsc.config import Settings
 from vsc.connectors.base import Address, Order, OrderDraft, OrderLineDraft, VariantRef
 from vsc.engine.actions import Action
+from vsc.engine.context import Failed
 from vsc.errors import Unsupported, UserErrors
 from vsc.state import OrderLink, VariantLink, now_utc, parse_iso
 
@@ -44,6 +46,15 @@ STREAM = "orders"
 # Links in these states still owe the vendor's stock an order: the inventory stream holds
 # their quantities back from the merchant store.
 UNAPPLIED = ("waiting", "pending", "failed")
+
+
+@dataclass
+class OrdersPlan:
+    """One vendor's planned orders actions, carried out with the other vendors' (`apply_plans`)."""
+
+    vendor: str
+    actions: list[Action]
+    now: datetime
 
 
 def order_number(order_id: str) -> str:
@@ -526,9 +537,6 @@ def apply_action(ctx: Any, action: Action) -> None:
             account_merchant_stock(state, link.lines, +1)  # cancelled on the merchant before the push
         state.update_order_link(d["link_id"], state=d["state"])
         return
-    if action.kind == "push":
-        apply_push(ctx, action)
-        return
     if action.kind == "cancel":
         link = state.order_link_by_id(d["link_id"])
         connector = ctx.connector(vendor)
@@ -650,12 +658,11 @@ def push_failed(ctx: Any, action: Action, exc: Exception) -> None:
         ctx.state.update_order_link(link_id, note=str(exc))
 
 
-def apply_push(ctx: Any, action: Action) -> None:
-    state = ctx.state
+def send_push(connector: Any, action: Action, link: OrderLink) -> tuple[Order, bool]:
+    """The vendor calls of one push: (the vendor order, whether an earlier attempt's order was
+    found by its marker instead of created). No database access: it runs on a thread of its
+    own, next to the other vendors' pushes (`apply_plans`)."""
     d = action.detail
-    vendor = action.vendor
-    link = state.order_link_by_id(d["link_id"])
-    connector = ctx.connector(vendor)
     found = None
     if d.get("lookup"):
         found = connector.find_order(link.marker)
@@ -665,13 +672,22 @@ def apply_push(ctx: Any, action: Action) -> None:
             age = (now_utc() - since).total_seconds() if since else lag
             if lag and age < lag:
                 raise _Deferred(
-                    f"{vendor}: the earlier push of {d['name']} may still be indexing in the vendor's search; "
-                    f"vsc looks for it again before pushing (until {int(lag - age)} s from now)"
+                    f"{action.vendor}: the earlier push of {d['name']} may still be indexing in the vendor's "
+                    f"search; vsc looks for it again before pushing (until {int(lag - age)} s from now)"
                 )
     draft = draft_from_json(d["draft"], action.key)
     if found is None and not connector.refuses_oversold_orders:
         check_stock(connector, draft)
-    created = found or connector.create_order(draft)
+    return found or connector.create_order(draft), found is not None
+
+
+def record_push(ctx: Any, action: Action, created: Order, recovered: bool) -> None:
+    """Record a push the vendor's store answered: the link pushed, the vendor's e-mail queued."""
+    state = ctx.state
+    d = action.detail
+    vendor = action.vendor
+    connector = ctx.connector(vendor)
+    draft = draft_from_json(d["draft"], action.key)
     vendor_lines = list(created.line_items)
     lines = []
     for line in d["lines"]:
@@ -680,7 +696,7 @@ def apply_push(ctx: Any, action: Action) -> None:
             vendor_lines.remove(match)
         lines.append({**line, "vendor_line_id": match.id if match else None})
     state.update_order_link(
-        link.id,
+        d["link_id"],
         state="pushed",
         vendor_order_id=created.id,
         vendor_order_name=created.name,
@@ -692,7 +708,7 @@ def apply_push(ctx: Any, action: Action) -> None:
         },
         note=None,
     )
-    action.result = {"vendor_order_id": created.id, "recovered": found is not None}
+    action.result = {"vendor_order_id": created.id, "recovered": recovered}
     queued = notify.queue(
         state,
         ctx.settings,
@@ -833,16 +849,14 @@ def watch_vendor_orders(vendor: str, links: Sequence[OrderLink], vendor_orders: 
     return actions
 
 
-def run(ctx: Any, vendor: str, pass_id: int | None, dry_run: bool) -> list[Action]:
-    """One orders pass for one vendor."""
-    from vsc.engine import execute
-
+def plan(ctx: Any, vendor: str, dry_run: bool) -> OrdersPlan | None:
+    """Read (or take the prefetched reads of) one vendor's orders and plan what they mean."""
     state = ctx.state
     # Orders are followed from the moment the vendor's first product was linked; orders from
     # before that are never pushed.
     since = _since(ctx, vendor)
     if since is None:
-        return []
+        return None
     merchant = ctx.merchant_row().name
     now = ctx.now()
     orders = merchant_orders(ctx, since)
@@ -888,21 +902,58 @@ def run(ctx: Any, vendor: str, pass_id: int | None, dry_run: bool) -> list[Actio
         for a in actions
         if a.kind != "stock_move" or (state.stock_move(a.detail["move"]) or {}).get("state") != "done"
     ]
-    if dry_run:
-        return actions
-    failed = False
-    for action in actions:
-        if action.kind == "push":
-            execute(ctx, action, pass_id, apply_action, prepare=prepare_push, on_error=push_failed)
-        elif action.kind == "stock_move":
-            execute(ctx, action, pass_id, apply_action, prepare=prepare_stock_move, on_error=stock_move_failed)
-        else:
-            execute(ctx, action, pass_id, apply_action)
-        if action.status == "failed":
-            failed = True
-    if not failed:
-        state.set_cursor(vendor, STREAM, now)
-    return actions
+    return OrdersPlan(vendor, actions, now)
+
+
+def apply_plans(ctx: Any, plans: Sequence[OrdersPlan], pass_id: int | None) -> None:
+    """Carry out the vendors' orders plans, then move each vendor's cursor if nothing failed.
+
+    Pushes are the slow part (one or more vendor calls each), so they go out in rounds: each
+    round takes the next push of every vendor, journals it and records it `pending` on the
+    pass's thread, sends them all at the same time (one thread per vendor), and records what the
+    stores answered back on the pass's thread. A vendor never has more than one push between
+    `pending` and sent, so a crash leaves what it left with one push at a time: at most one
+    pending link per vendor, whose marker is looked for next pass.
+    The other actions (cancellations, edits, stock moves) are sent in turn, vendor by vendor.
+    """
+    from vsc.engine import begin, execute, finish
+
+    queues: dict[str, list[Action]] = {}
+    for p in plans:
+        for action in p.actions:
+            if action.kind == "push":
+                queues.setdefault(p.vendor, []).append(action)
+            elif action.kind == "stock_move":
+                execute(ctx, action, pass_id, apply_action, prepare=prepare_stock_move, on_error=stock_move_failed)
+            else:
+                execute(ctx, action, pass_id, apply_action)
+    for n in range(max((len(q) for q in queues.values()), default=0)):
+        ready: dict[str, tuple[Action, int, OrderLink]] = {}
+        for vendor, queue in queues.items():
+            if n < len(queue):
+                action = queue[n]
+                entry = begin(ctx, action, pass_id, prepare=prepare_push, on_error=push_failed)
+                if entry is not None:
+                    ready[vendor] = (action, entry, ctx.state.order_link_by_id(action.detail["link_id"]))
+        answers = ctx.together(
+            {
+                vendor: functools.partial(send_push, ctx.connector(vendor), action, link)
+                for vendor, (action, _, link) in ready.items()
+            }
+        )
+        for vendor, (action, entry, _) in ready.items():
+            finish(ctx, action, entry, functools.partial(_record, answer=answers[vendor]), on_error=push_failed)
+    for p in plans:  # (written together with the pass's other cursors: State.pass_cursors)
+        if not any(a.status == "failed" for a in p.actions):
+            ctx.state.set_cursor(p.vendor, STREAM, p.now)
+
+
+def _record(ctx: Any, action: Action, *, answer: Any) -> None:
+    """Record the answer `send_push` brought back from its thread; a failed send is raised here,
+    so `finish` journals it as this push's failure."""
+    if isinstance(answer, Failed):
+        raise answer.error
+    record_push(ctx, action, *answer)
 
 
 def _ordered_links(ctx: Any, orders: Any) -> dict[str, VariantLink]:
@@ -931,4 +982,4 @@ def unapplied_quantities(state: Any, vendor: str) -> dict[str, int]:
     return out
 
 
-__all__ = ["run", "plan_order", "unapplied_quantities", "Unsupported"]
+__all__ = ["plan", "apply_plans", "plan_order", "unapplied_quantities", "Unsupported"]

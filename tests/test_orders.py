@@ -5,6 +5,7 @@ directly when order push is off, and crashes at every write recovered without a 
 from __future__ import annotations
 
 import os
+import re
 import signal
 import threading
 import time
@@ -189,41 +190,83 @@ def test_a_lost_response_never_makes_a_second_order(market, cli):
     assert link.state == "pushed" and link.vendor_order_id
 
 
-def test_pushes_to_different_vendors_go_out_at_the_same_time(cli, monkeypatch):
-    """One merchant order holding items of three vendors (one per platform): the three pushes are
-    sent together. Each vendor store holds its answer to the order's creation until all three
-    creations have arrived; pushed vendor after vendor, the first would wait in vain."""
+@pytest.fixture
+def three_vendors(cli, monkeypatch):
+    """The merchant and three vendors (one per platform, `v0`..`v2`), each with a linked shirt,
+    and a function placing one merchant order holding one item of each."""
     from tests.marketplace import start_merchant, start_vendor
 
     merchant = start_merchant(cli, monkeypatch)
     vendors = [start_vendor(p, f"v{i}", cli, monkeypatch) for i, p in enumerate(PLATFORMS)]
-    all_three = threading.Barrier(len(vendors), timeout=5)
+    for i, v in enumerate(vendors):
+        v.store.clock = lambda: time.time() - 3600
+        pid = v.add_shirt({f"V{i}-S": 5})
+        v.store.clock = time.time
+        assert cli("map", "add", f"v{i}", pid).code == 0
+    variants = {
+        v["sku"]: v["merchant_variant_id"] for link in cli("map", "list", "--json").json() for v in link["variants"]
+    }
+
+    def order():
+        return merchant.place_order([(variants[f"V{i}-S"], 1) for i in range(len(vendors))], email="ada@example.com")
+
+    yield merchant, vendors, order
+    merchant.stop()
+    for v in vendors:
+        v.store.stop()
+
+
+def hold_until_all(vendors, match):
+    """Make each vendor store hold its answer to its first request matching `match(platform, req)`
+    until every vendor store got one: requests sent one store after another would wait in vain
+    (the barrier breaks after 5 s). Returns the barrier."""
+    barrier = threading.Barrier(len(vendors), timeout=5)
 
     def held(req, body):
-        all_three.wait()
+        barrier.wait()
         return body
 
-    try:
-        for i, v in enumerate(vendors):
-            v.store.clock = lambda: time.time() - 3600
-            pid = v.add_shirt({f"V{i}-S": 5})
-            v.store.clock = time.time
-            assert cli("map", "add", f"v{i}", pid).code == 0
-        variants = {
-            v["sku"]: v["merchant_variant_id"] for link in cli("map", "list", "--json").json() for v in link["variants"]
-        }
-        merchant.place_order([(variants[f"V{i}-S"], 1) for i in range(len(vendors))], email="ada@example.com")
-        for v in vendors:
-            v.store.inject(Fault("rewrite", rewrite=held, match=v.store.is_write, times=1))
-        r = cli("sync", "--json")
-        assert r.code == 0, r
-        assert not all_three.broken
-        assert [len(v.pushed_orders()) for v in vendors] == [1, 1, 1]
-        assert {x.state for x in state().order_links()} == {"pushed"}
-    finally:
-        merchant.stop()
-        for v in vendors:
-            v.store.stop()
+    for v in vendors:
+        v.store.inject(Fault("rewrite", rewrite=held, match=lambda req, v=v: match(v, req), times=1))
+    return barrier
+
+
+def test_pushes_to_different_vendors_go_out_at_the_same_time(three_vendors, cli):
+    """One merchant order holding items of three vendors: the three pushes are sent together."""
+    merchant, vendors, order = three_vendors
+    order()
+    together = hold_until_all(vendors, lambda v, req: v.store.is_write(req))
+    r = cli("sync", "--json")
+    assert r.code == 0, r
+    assert not together.broken
+    assert [len(v.pushed_orders()) for v in vendors] == [1, 1, 1]
+    assert {x.state for x in state().order_links()} == {"pushed"}
+
+
+def _shipments_read(v, req) -> bool:
+    if v.platform == "shopify":
+        return "OrderFulfillments" in v.store.operation_names(req)
+    if v.platform == "woocommerce":
+        return req.method == "GET" and req.path.endswith("/shipment-trackings")
+    return req.method == "GET" and re.search(r"/commerce/orders/[^/]+$", req.path) is not None
+
+
+def test_shipments_of_different_vendors_are_read_at_the_same_time(three_vendors, cli):
+    """Each vendor ships its part of one merchant order: the three vendors' shipments are read
+    together, and each one's tracking reaches the merchant order."""
+    merchant, vendors, order = three_vendors
+    placed = order()
+    assert cli("sync").code == 0
+    for i, v in enumerate(vendors):
+        (pushed,) = v.pushed_orders()
+        v.ship(str(pushed["id"]), f"1Z{i}")
+    time.sleep(1.1)
+    together = hold_until_all(vendors, _shipments_read)
+    r = cli("sync", "--json")
+    assert r.code == 0, r
+    assert not together.broken
+    shipped = merchant.order(placed["id"])["fulfillments"]
+    assert sorted(t["number"] for f in shipped for t in f["trackingInfo"]) == ["1Z0", "1Z1", "1Z2"]
 
 
 @pytest.mark.parametrize("platform", PLATFORMS)

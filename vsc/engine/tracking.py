@@ -29,6 +29,7 @@ plans and applies through the journal like every stream.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -652,14 +653,45 @@ def _since(ctx: Any, vendor: str) -> datetime | None:
 
 
 def prefetch(ctx: Any, vendors: Sequence[str]) -> dict[str, Any]:
-    """Each vendor's orders changed since its cursor, to read at the same time as the others'."""
-    jobs: dict[str, Any] = {}
+    """The reads of this stream, at the same time for all vendors: first each vendor's orders
+    changed since its cursor; then (the jobs returned) the shipments of the orders chosen from
+    them, each vendor's read in turn on a thread of its own."""
+    changed: dict[str, Any] = {}
     for vendor in vendors:
         since = _since(ctx, vendor)
         if since is not None and ctx.state.has_order_links(vendor, READ_STATES):
             connector = ctx.connector(vendor)
-            jobs[f"tracking-changed:{vendor}"] = lambda c=connector, s=since: _changed_orders(c, s)
+            changed[f"tracking-changed:{vendor}"] = lambda c=connector, s=since: _changed_orders(c, s)
+    ctx.prefetch(changed)
+    jobs: dict[str, Any] = {}
+    for vendor in vendors:
+        if ctx.failed(f"tracking-changed:{vendor}") or not ctx.state.has_order_links(vendor, READ_STATES):
+            continue  # (a failed read is reported where `run` asks for it)
+        looked_at = ctx.clock()
+        chosen, stamps = select_links(ctx, vendor, _since(ctx, vendor))
+        ctx.cache[f"tracking-chosen:{vendor}"] = (chosen, stamps, looked_at)
+        jobs[f"tracking-shipments:{vendor}"] = functools.partial(read_shipments, ctx.connector(vendor), chosen)
     return jobs
+
+
+def read_shipments(connector: Any, links: Sequence[OrderLink]) -> dict[int, Any]:
+    """Per link id: (the vendor order's shipments, its lines by id when the shipments need them,
+    else None), or the `VscError` its read raised. Network only: runs on a reader thread."""
+    out: dict[int, Any] = {}
+    for link in links:
+        try:
+            shipments = connector.list_fulfillments(link.vendor_order_id)
+            vendor_lines = None
+            if needs_vendor_lines(link, shipments):
+                try:
+                    order = connector.get_order(link.vendor_order_id)
+                except Unsupported:
+                    order = None
+                vendor_lines = {li.id: li for li in order.line_items} if order else None
+            out[link.id] = (shipments, vendor_lines)
+        except VscError as exc:
+            out[link.id] = exc
+    return out
 
 
 def run(ctx: Any, vendor: str, pass_id: int | None, dry_run: bool) -> list[Action]:
@@ -672,24 +704,21 @@ def run(ctx: Any, vendor: str, pass_id: int | None, dry_run: bool) -> list[Actio
     merchant = ctx.merchant_row().name
     old = state.cursor(vendor, STREAM)
     now = ctx.now()
-    since = _since(ctx, vendor)
-    looked_at = ctx.clock()
-    chosen, stamps = select_links(ctx, vendor, since)
+    # The links chosen and their shipments read by `prefetch`, or chosen and read now.
+    chosen_at = ctx.cache.pop(f"tracking-chosen:{vendor}", None)
+    if chosen_at is None:
+        looked_at = ctx.clock()
+        chosen, stamps = select_links(ctx, vendor, _since(ctx, vendor))
+    else:
+        chosen, stamps, looked_at = chosen_at
     connector = ctx.connector(vendor)
+    reads = ctx.once(f"tracking-shipments:{vendor}", lambda: read_shipments(connector, chosen))
+    ctx.cache.pop(f"tracking-shipments:{vendor}", None)
     actions: list[Action] = []
     failed_stamps: list[datetime | None] = []
     for link in chosen:
-        try:
-            shipments = connector.list_fulfillments(link.vendor_order_id)
-            flinks = state.fulfillment_links(link.id)
-            vendor_lines = None
-            if needs_vendor_lines(link, shipments):
-                try:
-                    order = connector.get_order(link.vendor_order_id)
-                except Unsupported:
-                    order = None
-                vendor_lines = {li.id: li for li in order.line_items} if order else None
-        except VscError as exc:
+        read = reads[link.id]
+        if isinstance(read, VscError):
             failed = Action(
                 stream=STREAM,
                 kind="read_failed",
@@ -702,11 +731,13 @@ def run(ctx: Any, vendor: str, pass_id: int | None, dry_run: bool) -> list[Actio
                 link_id=link.id,
                 write=False,
                 status="failed",
-                error=str(exc),
+                error=str(read),
             )
             actions.append(failed)
             failed_stamps.append(stamps.get(link.vendor_order_id or ""))
             continue
+        shipments, vendor_lines = read
+        flinks = state.fulfillment_links(link.id)
         planned = plan(link, shipments, flinks, ctx.settings, merchant=merchant, vendor_lines=vendor_lines)
         actions += planned
         if dry_run:

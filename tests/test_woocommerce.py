@@ -344,6 +344,37 @@ def test_variable_products_come_with_their_variations(store: WooCommerceSandbox,
     assert mug.variants[0].compare_at_price == Decimal("7.50") and mug.variants[0].available is None
 
 
+def test_product_reads_ask_only_for_what_vsc_parses(store: WooCommerceSandbox, wc: WooCommerceConnector) -> None:
+    """Product and variation reads send `_fields`, and what comes back parses exactly as the full
+    payloads do: the field lists hold everything `parse_product` and `parse_variation` read."""
+    shirt = store.add_product(
+        "Ship Your Idea",
+        description="<p>Soft</p>",
+        tags=["summer"],
+        categories=["Shirts"],
+        images=["https://e.test/s.jpg"],
+        attributes=[{"name": "Color", "options": ["Black", "Green"]}, {"name": "Size", "options": ["S", "M"]}],
+        variations=[
+            {"attributes": {"Color": "Black", "Size": "S"}, "sku": "SYI-B-S", "price": "20.00", "stock": 4},
+            {"attributes": {"Color": "Green", "Size": "M"}, "sku": "SYI-G-M", "price": "22.00", "sale_price": "19.00"},
+        ],
+    )
+    mug = store.add_product("Mug", sku="MUG", price="7.50", sale_price="6.00", stock=3, status="draft")
+    full = {
+        str(p["id"]): parse_product(
+            raw(store, "GET", f"/wp-json/wc/v3/products/{p['id']}").json(),
+            raw(store, "GET", f"/wp-json/wc/v3/products/{p['id']}/variations").json(),
+        )
+        for p in (shirt, mug)
+    }
+    store.requests.clear()
+    assert wc.get_products(list(full)) == full
+    assert {p.id: p for p in wc.list_products()} == full
+    reads = [r for r in store.requests if r.method == "GET"]
+    assert reads and all(r.query.get("_fields") for r in reads)
+    assert {r.path.endswith("/variations") for r in reads} == {True, False}
+
+
 def test_incremental_reads_use_modified_after(store: WooCommerceSandbox, wc: WooCommerceConnector) -> None:
     t0 = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=2)
     store.set_time(t0)

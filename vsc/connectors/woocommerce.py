@@ -64,6 +64,19 @@ TRACKING_META_KEY = "_wc_shipment_tracking_items"
 MOVES_KEY = "_vsc_moves"
 MOVES_KEPT = 50  # the most recent only: a move is retried within a pass or two, never months later
 STOCK_FIELDS = "id,manage_stock,stock_quantity,date_modified,date_modified_gmt"
+# What `parse_product` and `parse_variation` read, asked for with `_fields` [RESTCTL
+# get_fields_for_response]: a product or variation payload is mostly what vsc never reads
+# (`_links`, `meta_data`, dimensions, downloads, permalinks; ~1.7 kB a variation in the sandbox,
+# more on real stores), and a catalog read of a variable product fetches every variation. A
+# store that ignored `_fields` would send everything, which parses the same.
+PRODUCT_FIELDS = (
+    "id,name,type,status,description,slug,sku,price,regular_price,sale_price,on_sale,global_unique_id,"
+    "manage_stock,stock_quantity,date_modified,date_modified_gmt,attributes,variations,categories,tags,images"
+)
+VARIATION_FIELDS = (
+    "id,sku,price,regular_price,sale_price,on_sale,global_unique_id,attributes,manage_stock,stock_quantity,"
+    "date_modified,date_modified_gmt"
+)
 PAGE_SIZE = 100  # the most `per_page` allows [CRUD get_collection_params]
 BATCH_SIZE = 100  # woocommerce_rest_batch_items_limit default [RESTCTL check_batch_limit]
 
@@ -646,7 +659,7 @@ class WooCommerceConnector(Connector):
         if product.get("type") != "variable" or not product.get("variations"):
             return []
         out: list[dict[str, Any]] = []
-        for page in self._pages(f"{API}/products/{product['id']}/variations", {}):
+        for page in self._pages(f"{API}/products/{product['id']}/variations", {"_fields": VARIATION_FIELDS}):
             out.extend(page)
         return out
 
@@ -661,7 +674,8 @@ class WooCommerceConnector(Connector):
         its parent too, so the parent's `date_modified` covers its variations.
         """
         extra, floor = self._since_params(since)
-        for page in self._pages(f"{API}/products", {"orderby": "id", "order": "asc", **extra}):
+        params = {"orderby": "id", "order": "asc", "_fields": PRODUCT_FIELDS, **extra}
+        for page in self._pages(f"{API}/products", params):
             for payload in page:
                 payload = _need_dict(payload, "a product")
                 if self._keep(payload, floor):
@@ -677,7 +691,7 @@ class WooCommerceConnector(Connector):
             yield from self.list_products(where.since)
             return
         extra, floor = self._since_params(where.since)
-        params = {"orderby": "id", "order": "asc", "status": "publish", **extra}
+        params = {"orderby": "id", "order": "asc", "status": "publish", "_fields": PRODUCT_FIELDS, **extra}
         for page in self._pages(f"{API}/products", params):
             for payload in page:
                 payload = _need_dict(payload, "a product")
@@ -692,7 +706,8 @@ class WooCommerceConnector(Connector):
         out: dict[str, Product] = {}
         for start in range(0, len(wanted), PAGE_SIZE):
             chunk = wanted[start : start + PAGE_SIZE]
-            for page in self._pages(f"{API}/products", {"include": ",".join(chunk), "orderby": "include"}):
+            query = {"include": ",".join(chunk), "orderby": "include", "_fields": PRODUCT_FIELDS}
+            for page in self._pages(f"{API}/products", query):
                 for payload in page:
                     payload = _need_dict(payload, "a product")
                     product = self.parse_record(payload, lambda payload=payload: self._product(payload))

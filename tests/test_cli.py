@@ -135,7 +135,8 @@ def test_a_cron_pass_imports_nothing_it_does_not_use(tmp_path):
     """A cron-started `vsc sync` pays for every import on every pass: neither sqlite-utils with
     click (~0.15 s of CPU; for migrations only) nor pydantic (typer 0.29 builds a pydantic
     adapter per parameter, ~0.14 s) is imported to parse the command and open the database,
-    nor urllib3 (the stores are reached with http.client: vsc.connectors.transport)."""
+    nor urllib3 (the stores are reached with http.client: vsc.connectors.transport), nor what
+    only a proxy or certifi's own lookup needs (urllib.request; certifi, importlib.resources)."""
     db = tmp_path / "vsc.db"
     subprocess.run([sys.executable, "-m", "vsc", "--db", str(db), "init"], capture_output=True, check=True, timeout=60)
     code = (
@@ -145,7 +146,11 @@ def test_a_cron_pass_imports_nothing_it_does_not_use(tmp_path):
         f"    main(['--db', {str(db)!r}, 'sync', '--json'])\n"
         "except SystemExit as exc:\n"
         "    print('exit', exc.code, file=sys.stderr)\n"
-        "print(sorted({m.split('.')[0] for m in sys.modules} & {'sqlite_utils', 'click', 'pydantic', 'urllib3'}))\n"
+        "from vsc.connectors.shopify.client import document\n"
+        "document('shop')\n"
+        "unused = {'sqlite_utils', 'click', 'pydantic', 'urllib3', 'urllib.request', 'certifi',"
+        " 'importlib.resources'}\n"
+        "print(sorted(({m.split('.')[0] for m in sys.modules} | set(sys.modules)) & unused))\n"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     # (no merchant is connected: the pass stops there, after the parse and the database's opening)

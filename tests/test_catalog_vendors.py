@@ -209,3 +209,46 @@ def test_wrong_credentials_at_connect_save_nothing_and_show_the_platforms_answer
         assert cli("stores", "--json").json() == []
     finally:
         store.stop()
+
+
+def test_a_product_read_again_unchanged_plans_without_its_variant_links(cli, market, isolated, monkeypatch):
+    """The hourly sweep (and, on WooCommerce, every stock move) reads linked products again. One
+    whose plan came out empty last time and that did not change is not planned again: its variant
+    links are not even loaded. A vendor edit, or a settings change, plans it again."""
+    import os
+    from datetime import timedelta
+
+    from vsc.state import State, now_utc
+
+    merchant, vendor = market
+    pid, _ = vendor.add_shirt()
+    assert cli("map", "add", "acme", pid).code == 0
+    loaded: list[int] = []
+    real = State.variant_links_where
+
+    def spy(self, column, values):
+        values = list(values)
+        if column == "product_link_id":
+            loaded.extend(values)
+        return real(self, column, values)
+
+    monkeypatch.setattr(State, "variant_links_where", spy)
+
+    def swept_pass() -> list[str]:
+        state = State.open(os.environ["VSC_DB"])
+        state.set_cursor("acme", "catalog-sweep", now_utc() - timedelta(hours=2))
+        state.close()
+        loaded.clear()
+        r = cli("sync", "--json")
+        assert r.code == 0, r
+        return [a["kind"] for a in r.json()["actions"] if a["stream"] == "catalog"]
+
+    assert swept_pass() == [] and len(loaded) == 1  # planned: nothing to do, and that is recorded
+    assert swept_pass() == [] and loaded == []  # read again as it was: not planned
+    vendor.rename(pid, "Linen Shirt (washed)")
+    assert swept_pass() == ["update_listing"] and len(loaded) == 1
+    assert merchant_product(merchant, cli)["title"] == "Linen Shirt (washed)"
+    assert swept_pass() == [] and len(loaded) == 1  # the write changed its link: planned once more
+    assert swept_pass() == [] and loaded == []
+    (isolated / "vsc.yaml").write_text("price_rule: {percent: 10}\n")
+    assert swept_pass() == [] and len(loaded) == 1  # other settings: planned again

@@ -285,3 +285,43 @@ def test_vendors_of_items_names_each_vendor_its_own_active_items(tmp_path):
     ).fetchall()
     assert "merchant_inventory_item_id" in str(plan), plan
     state.close()
+
+
+def test_a_plan_digest_is_cleared_by_any_change_the_catalog_planner_reads(tmp_path):
+    """A product link's plan digest stands only while its links are as they were when its plan
+    came out empty: changes to what the planner reads of them clear it, whoever makes them (a
+    catalog write, `vsc reconcile`, `vsc map`); stock bookkeeping does not."""
+    state = State.create(tmp_path / "vsc.db")
+    made = _vendor_with_variants(state, "acme", 2)
+    link_id = made[0].product_link_id
+
+    def digest() -> str | None:
+        return state.plan_digests([link_id]).get(link_id)
+
+    changes = [
+        lambda: state.update_variant_link(made[0].id, fingerprint={"price": "1.00"}),
+        lambda: state.update_variant_link(made[1].id, state="vendor_deleted"),
+        lambda: state.update_variant_links([(made[0].id, {"sku": "NEW"})]),
+        lambda: state.update_product_link(link_id, fingerprint={"title": "Renamed"}),
+        lambda: state.update_product_link(link_id, state="diverged"),
+        lambda: state.add_variant_link(
+            state.product_link_by_id(link_id),
+            vendor_variant_id="v9",
+            merchant_variant_id="mv9",
+            merchant_inventory_item_id="i9",
+            sku=None,
+            barcode=None,
+        ),
+        lambda: state.remove_variant_link(made[1].id),
+    ]
+    for change in changes:
+        state.set_plan_digests([(link_id, "d1")])
+        assert digest() == "d1"
+        change()
+        assert digest() is None
+    state.set_plan_digests([(link_id, "d2")])
+    state.update_variant_links([(made[0].id, {"vendor_available": 3, "stock_seen": 1, "merchant_available": 3})])
+    state.update_variant_link(made[0].id, merchant_location_id="L", merchant_stock_at="2026-11-28T00:00:00+00:00")
+    state.update_product_link(link_id, note="a note")
+    assert digest() == "d2"
+    state.close()

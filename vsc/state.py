@@ -294,6 +294,35 @@ def _m0007(db: sqlite_utils.Database) -> None:
     db["variant_links"].create_index(["merchant_inventory_item_id"])
 
 
+@_migration("0008_plan_digest")
+def _m0008(db: sqlite_utils.Database) -> None:
+    # A product link's `plan_digest`: the digest of the vendor product (and the settings) that
+    # the catalog planner last found nothing to do for (`vsc.engine.catalog.plan_digest`). A
+    # product read again with the same digest plans nothing without loading its variant links.
+    # Whatever else a plan reads is the links themselves: any change to what the planner reads
+    # of them clears the digest, whichever code makes it (these triggers), so a skipped plan is
+    # always one that would have been empty. Stock columns are not among them.
+    db["product_links"].add_column("plan_digest", str)
+    db.execute(
+        "CREATE TRIGGER product_links_plan_inputs AFTER UPDATE OF"
+        " vendor_product_id, merchant_product_id, mode, state, fingerprint ON product_links"
+        " BEGIN UPDATE product_links SET plan_digest = NULL WHERE id = NEW.id; END"
+    )
+    db.execute(
+        "CREATE TRIGGER variant_links_plan_inputs AFTER UPDATE OF"
+        " product_link_id, vendor_variant_id, merchant_variant_id, sku, barcode, state, fingerprint ON variant_links"
+        " BEGIN UPDATE product_links SET plan_digest = NULL WHERE id IN (OLD.product_link_id, NEW.product_link_id); END"
+    )
+    db.execute(
+        "CREATE TRIGGER variant_links_plan_added AFTER INSERT ON variant_links"
+        " BEGIN UPDATE product_links SET plan_digest = NULL WHERE id = NEW.product_link_id; END"
+    )
+    db.execute(
+        "CREATE TRIGGER variant_links_plan_removed AFTER DELETE ON variant_links"
+        " BEGIN UPDATE product_links SET plan_digest = NULL WHERE id = OLD.product_link_id; END"
+    )
+
+
 def now_utc() -> datetime:
     return datetime.now(UTC)
 
@@ -918,6 +947,18 @@ class State:
             values["fingerprint"] = _dumps(values["fingerprint"])
         values["updated_at"] = iso(now_utc())
         self.db["product_links"].update(link_id, values)
+
+    def plan_digests(self, link_ids: Iterable[int]) -> dict[int, str]:
+        """The `plan_digest` of these product links, where they have one (migration 0008)."""
+        out: dict[int, str] = {}
+        for chunk, marks in _in_lists(link_ids):
+            sql = f"SELECT id, plan_digest FROM product_links WHERE id IN ({marks}) AND plan_digest IS NOT NULL"
+            out.update(self.db.conn.execute(sql, chunk))
+        return out
+
+    def set_plan_digests(self, digests: Iterable[tuple[int, str]]) -> None:
+        """Record that the planner found nothing to do for these product links' vendor products."""
+        self.db.conn.executemany("UPDATE product_links SET plan_digest = ? WHERE id = ?", [(d, i) for i, d in digests])
 
     def remove_product_link(self, link_id: int) -> None:
         with self.atomic():

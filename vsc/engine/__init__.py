@@ -222,6 +222,8 @@ class CatalogPlan:
     old: datetime | None
     now: datetime
     swept: bool
+    #: product link id → the digest of its product, whose plan came out empty this pass
+    settled: dict[int, str] = field(default_factory=dict)
 
 
 def plan_catalog(ctx: Context, vendor: str, dry_run: bool) -> CatalogPlan | None:
@@ -244,15 +246,27 @@ def plan_catalog(ctx: Context, vendor: str, dry_run: bool) -> CatalogPlan | None
         links = [link for link in state.product_links(vendor) if link.state not in _GONE_STATES]
     else:
         links = state.product_links_where(vendor, [*changed, *deleted], excluding=_GONE_STATES)
-    touched = [link.id for link in links if link.vendor_product_id in changed or link.vendor_product_id in deleted]
+    # A product read again as it was when its plan last came out empty plans nothing (its links
+    # unchanged since: see catalog.plan_digest); only the others load their variant links.
+    vs = catalog.vendor_settings(ctx.settings, vendor)
+    digests = {
+        link.id: catalog.plan_digest(changed[link.vendor_product_id], vs, ctx.settings.on_vendor_delete)
+        for link in links
+        if link.vendor_product_id in changed and link.vendor_product_id not in deleted
+    }
+    known = state.plan_digests(digests)
+    planned = [link for link in links if link.id not in digests or known.get(link.id) != digests[link.id]]
+    touched = [link.id for link in planned if link.vendor_product_id in changed or link.vendor_product_id in deleted]
     vlinks: dict[int, list[Any]] = {}
     for v in state.variant_links_where("product_link_id", touched):
         vlinks.setdefault(v.product_link_id, []).append(v)
-    actions = catalog.plan_vendor(ctx.settings, vendor, merchant, links, vlinks, changed, deleted)
+    actions = catalog.plan_vendor(ctx.settings, vendor, merchant, planned, vlinks, changed, deleted)
+    acted = {a.link_id for a in actions}
+    settled = {i: d for i, d in digests.items() if i not in acted and known.get(i) != d}
     actions += catalog.unreadable_actions(ctx, vendor, merchant, links)
     # Incremental reads legitimately return nothing; a full read (by id) that does is a brake.
     brakes.review(ctx, vendor, actions, stream=catalog.STREAM, empty_read=(since is None or swept) and not changed)
-    return CatalogPlan(vendor, actions, changed, {link.id: link for link in links}, old, now, swept)
+    return CatalogPlan(vendor, actions, changed, {link.id: link for link in links}, old, now, swept, settled)
 
 
 def apply_catalog(ctx: Context, plans: Sequence[CatalogPlan], pass_id: int | None) -> None:
@@ -264,6 +278,10 @@ def apply_catalog(ctx: Context, plans: Sequence[CatalogPlan], pass_id: int | Non
         for q in queues:
             if i < len(q):
                 execute(ctx, q[i], pass_id, catalog.apply_action)
+    settled = [pair for p in plans for pair in p.settled.items()]
+    if settled:
+        with ctx.state.atomic():
+            ctx.state.set_plan_digests(settled)
     for p in plans:  # (written together with the pass's other cursors: State.pass_cursors)
         failed_stamps = []
         for action in p.actions:

@@ -14,6 +14,8 @@ applied.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -517,6 +519,34 @@ def settle_read(ctx: Any, vendor: str, changed: dict[str, Product], deleted: set
     return deleted - set(broken)
 
 
+def vendor_settings(settings: Settings, vendor: str) -> VendorSettings:
+    """The settings a vendor's catalog is planned with (`auto_variants` is the merchant's)."""
+    vs = settings.vendor(vendor)
+    return VendorSettings(**{**vs.__dict__, "auto_variants": settings.auto_variants})
+
+
+def plan_digest(product: Product, vs: VendorSettings, on_vendor_delete: str) -> str:
+    """A digest of everything `plan_product` reads of a vendor product and of the settings.
+
+    Recorded on a product link when its plan came out empty (`State.set_plan_digests`); the same
+    product read again with the same settings then plans nothing without its variant links being
+    loaded, as long as the links did not change either (a change to them clears the digest:
+    migration 0008). A WooCommerce product is read again whenever its stock moves, and every
+    hour for the deletion sweep: this keeps those reads from costing a plan each."""
+    data = [
+        product.id,
+        product_values(product),
+        [[img.src, img.alt] for img in product.images],
+        # (not `available`: the planner reads it only for variants without a link, and with the
+        # same variant ids and unchanged links there are none, as when the plan came out empty)
+        [[v.id, v.title, variant_values(v)] for v in product.variants],
+        repr(vs),
+        on_vendor_delete,
+    ]
+    text = json.dumps(data, separators=(",", ":"), default=str)
+    return hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
+
+
 def plan_vendor(
     settings: Settings,
     vendor: str,
@@ -527,8 +557,7 @@ def plan_vendor(
     deleted: set[str],
 ) -> list[Action]:
     """Plan every linked product of one vendor. Pure."""
-    vs = settings.vendor(vendor)
-    vs = VendorSettings(**{**vs.__dict__, "auto_variants": settings.auto_variants})
+    vs = vendor_settings(settings, vendor)
     actions: list[Action] = []
     for link in links:
         product = changed.get(link.vendor_product_id)

@@ -8,7 +8,8 @@ each with P products of V variants, then measures, through the real `vsc` comman
 3. an idle pass (nothing changed anywhere), as a `vsc` run of its own (cron style) and as a
    pass of one long-running `vsc sync --every` (start-up paid once);
 4. a pass after 1 % of the vendor variants changed stock;
-5. a pass after 100 new merchant orders holding vendor items.
+5. a pass after 100 new merchant orders holding vendor items, and the idle pass after it;
+6. 4 and 5 again (new changes, new orders) inside one long-running `vsc sync --every`.
 
 For each: requests per store (merchant; vendors summed and per platform), Shopify cost
 points spent, throttled responses, wall time, CPU time and peak memory of the `vsc`
@@ -38,6 +39,7 @@ import sys
 import tempfile
 import time
 from collections import Counter, deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -45,6 +47,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from vsc.config import Settings  # noqa: E402
 from vsc.connectors.shopify import ShopifyConnector  # noqa: E402
 from vsc.connectors.squarespace import SquarespaceConnector  # noqa: E402
 from vsc.connectors.woocommerce import WooCommerceConnector  # noqa: E402
@@ -298,11 +301,13 @@ class Market:
         finally:
             state.close()
 
-    def run_every(self, name: str, passes: int, interval: float) -> list[Phase]:
+    def run_every(self, passes: list[tuple[str, Callable[[], Any] | None]], interval: float) -> list[Phase]:
         """`vsc sync --every` in one long-running process: the CPU time and peak memory of each of
         its passes after the first (which also pays Python's start-up and imports), from
-        /proc/PID/stat between the JSON lines the passes print. Requests are counted per pass as
-        in `run` (each pass's stores are reset when the previous pass's line arrives)."""
+        /proc/PID/stat between the JSON lines the passes print. `passes` names each measured pass
+        and what to change on the stores before it (run when the previous pass's line arrives,
+        during the wait between passes). Requests are counted per pass as in `run` (each pass's
+        stores are reset when the previous pass's line arrives)."""
         tick = os.sysconf("SC_CLK_TCK")
         proc = subprocess.Popen(
             [sys.executable, "-m", "vsc", "sync", "--every", f"{interval:g}s", "--json"],
@@ -319,7 +324,9 @@ class Market:
         try:
             assert proc.stdout is not None
             proc.stdout.readline()  # the first pass: start-up and imports included, not counted
-            for i in range(passes):
+            for name, change in passes:
+                if change is not None:
+                    change()
                 self.reset()
                 used, started = cpu(), time.perf_counter()
                 line = proc.stdout.readline()
@@ -327,7 +334,7 @@ class Market:
                 peak = int(re.search(r"VmHWM:\s+(\d+)", Path(f"/proc/{proc.pid}/status").read_text())[1]) / 1024
                 result = json.loads(line)
                 phase = Phase(
-                    f"{name} {i + 1}",
+                    name,
                     0 if result.get("ok", True) else 1,
                     wall,
                     spent,
@@ -419,29 +426,52 @@ def main() -> None:
             market.profile = None
         # The same idle pass in one long-running `vsc sync --every` (systemd service style):
         # Python's start-up and imports are paid once, before it.
-        for every in market.run_every("idle pass (in `vsc sync --every`)", args.repeat, args.every):
-            phases.append(every)
+        idle = "idle pass (in `vsc sync --every`)"
+        phases += market.run_every([(f"{idle} {i + 1}", None) for i in range(args.repeat)], args.every)
         time.sleep(1.1)
-        changes = rng.sample(links, max(1, round(len(links) * args.change / 100)))
         by_name = {v.name: v for v in market.vendors}
-        zeroed = set()
-        for link in changes:
-            level = rng.choice([0, 1, 2, 3, 4, 6, 7, 8, 9])
-            by_name[link["vendor"]].stock[link["vendor_variant_id"]](level)
-            if level == 0:
-                zeroed.add(link["vendor_variant_id"])
+        zeroed: set[str] = set()
+        count = max(1, round(len(links) * args.change / 100))
+
+        def change_stock() -> None:
+            for link in rng.sample(links, count):
+                level = rng.choice([0, 1, 2, 3, 4, 6, 7, 8, 9])
+                by_name[link["vendor"]].stock[link["vendor_variant_id"]](level)
+                (zeroed.add if level == 0 else zeroed.discard)(link["vendor_variant_id"])
+            time.sleep(1.1)  # (the pass's cursor is strictly after the changes' times)
+
+        def place_orders() -> None:
+            # (not on a variant sold out: the merchant store would refuse the order)
+            for link in rng.sample([x for x in links if x["vendor_variant_id"] not in zeroed], args.orders):
+                market.merchant.place_order([(link["merchant_variant_id"], 1)], email="buyer@example.com")
+            time.sleep(1.1)
+
+        change_stock()
         phase = market.run("1 % stock pass", [["sync", "--json"]])
-        phase.detail["changes"] = len(changes)
+        phase.detail["changes"] = count
         phases.append(phase)
-        time.sleep(1.1)
-        # (not on a variant just sold out: the merchant store would refuse the order)
-        for link in rng.sample([x for x in links if x["vendor_variant_id"] not in zeroed], args.orders):
-            market.merchant.place_order([(link["merchant_variant_id"], 1)], email="buyer@example.com")
+        place_orders()
         phase = market.run("100 orders pass", [["sync", "--json"]])
         phase.detail["orders"] = args.orders
         phases.append(phase)
         time.sleep(1.1)
         phases.append(market.run("idle pass after orders", [["sync", "--json"]]))
+        # The same three passes inside one long-running `vsc sync --every` (start-up paid once),
+        # each change made while the process waits for its next pass (the idle pass after orders
+        # is inside the overlap window, as the cron-style one is). First the overlap window of the
+        # orders above goes by, so that the 1 % pass reads what the cron-style one read.
+        time.sleep(Settings().overlap_seconds + 5)
+        changed = market.run_every(
+            [
+                ("1 % stock pass (in `vsc sync --every`)", change_stock),
+                ("100 orders pass (in `vsc sync --every`)", place_orders),
+                ("idle pass after orders (in `vsc sync --every`)", None),
+            ],
+            args.every,
+        )
+        changed[0].detail["changes"] = count
+        changed[1].detail["orders"] = args.orders
+        phases += changed
 
     finally:
         market.stop()
@@ -479,11 +509,10 @@ def report(args: argparse.Namespace, phases: list[Phase]) -> None:
             reads = [p.vendors[x]["reads"] for x in names]
             writes = [p.vendors[x]["writes"] for x in names]
             print(f"| {p.name} | {platform} | {min(reads)}–{max(reads)} | {min(writes)}–{max(writes)} |")
-    stock = next((p for p in phases if p.name.startswith("1 %")), None)
-    if stock is not None:
+    for stock in (p for p in phases if p.name.startswith("1 %")):
         floor = math.ceil(stock.detail["changes"] / MERCHANT_BATCH)
         print(
-            f"\n1 % pass: {stock.detail['changes']} changes; merchant writes {stock.merchant['writes']} "
+            f"\n{stock.name}: {stock.detail['changes']} changes; merchant writes {stock.merchant['writes']} "
             f"/ floor {floor} = {stock.merchant['writes'] / floor:.2f}"
         )
     if args.operations:

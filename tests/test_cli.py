@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
+from decimal import Decimal
 
 import pytest
 import typer.main
@@ -156,3 +158,25 @@ def test_a_cron_pass_imports_nothing_it_does_not_use(tmp_path):
     # (no merchant is connected: the pass stops there, after the parse and the database's opening)
     assert "no merchant store is connected" in done.stderr and "exit 2" in done.stderr, done.stderr
     assert done.stdout.strip() == "[]", done.stdout + done.stderr
+
+
+def test_json_output_is_one_document_with_one_line_per_item(capsys):
+    """`--json` documents parse back to what they hold; a pass's actions print one a line (the
+    outer levels indented, each item compact: json's indenting encoder is the slow one)."""
+    from vsc.cli import emit_json
+
+    data = {
+        "ok": True,
+        "actions": [{"stream": "inventory", "detail": {"lines": [1, 2]}, "at": Decimal("1.50")}, {"kind": None}],
+        "counts": {"catalog": 0},
+        "errors": [],
+        "mail": {},
+    }
+    emit_json(data)
+    emit_json([])
+    first, second = capsys.readouterr().out.split("\n}\n")
+    assert json.loads(first + "\n}") == {**data, "actions": [{**data["actions"][0], "at": "1.50"}, {"kind": None}]}
+    assert json.loads(second) == []
+    lines = first.splitlines()
+    assert '    {"stream": "inventory", "detail": {"lines": [1, 2]}, "at": "1.50"},' in lines
+    assert '    {"kind": null}' in lines and '  "errors": [],' in lines

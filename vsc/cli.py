@@ -130,7 +130,21 @@ def load_settings() -> Settings:
 
 
 def emit_json(data: Any) -> None:
-    sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
+    """Print one JSON document: its outer two levels one item a line, indented, and each item
+    compact on its line (a pass's actions, a store, a link). json's indenting encoder is
+    written in Python, the compact one in C: `sync --json` after 500 stock changes spent ~0.1 s
+    on indenting its output."""
+    sys.stdout.write(_json_lines(data, 0) + "\n")
+
+
+def _json_lines(value: Any, depth: int) -> str:
+    if depth >= 2 or not value or not isinstance(value, dict | list):
+        return json.dumps(value, default=str)
+    pad, inner = "  " * depth, "  " * (depth + 1)
+    if isinstance(value, dict):
+        items = [f"{inner}{json.dumps(str(k))}: {_json_lines(v, depth + 1)}" for k, v in value.items()]
+        return "{\n" + ",\n".join(items) + f"\n{pad}}}"
+    return "[\n" + ",\n".join(inner + _json_lines(v, depth + 1) for v in value) + f"\n{pad}]"
 
 
 class RedactingFormatter(logging.Formatter):

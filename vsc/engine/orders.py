@@ -658,7 +658,7 @@ def push_failed(ctx: Any, action: Action, exc: Exception) -> None:
         ctx.state.update_order_link(link_id, note=str(exc))
 
 
-def send_push(connector: Any, action: Action, link: OrderLink) -> tuple[Order, bool]:
+def send_push(connector: Any, action: Action, link: OrderLink, draft: OrderDraft) -> tuple[Order, bool]:
     """The vendor calls of one push: (the vendor order, whether an earlier attempt's order was
     found by its marker instead of created). No database access: it runs on a thread of its
     own, next to the other vendors' pushes (`apply_plans`)."""
@@ -675,19 +675,17 @@ def send_push(connector: Any, action: Action, link: OrderLink) -> tuple[Order, b
                     f"{action.vendor}: the earlier push of {d['name']} may still be indexing in the vendor's "
                     f"search; vsc looks for it again before pushing (until {int(lag - age)} s from now)"
                 )
-    draft = draft_from_json(d["draft"], action.key)
     if found is None and not connector.refuses_oversold_orders:
         check_stock(connector, draft)
     return found or connector.create_order(draft), found is not None
 
 
-def record_push(ctx: Any, action: Action, created: Order, recovered: bool) -> None:
+def record_push(ctx: Any, action: Action, draft: OrderDraft, created: Order, recovered: bool) -> None:
     """Record a push the vendor's store answered: the link pushed, the vendor's e-mail queued."""
     state = ctx.state
     d = action.detail
     vendor = action.vendor
     connector = ctx.connector(vendor)
-    draft = draft_from_json(d["draft"], action.key)
     vendor_lines = list(created.line_items)
     lines = []
     for line in d["lines"]:
@@ -928,32 +926,34 @@ def apply_plans(ctx: Any, plans: Sequence[OrdersPlan], pass_id: int | None) -> N
             else:
                 execute(ctx, action, pass_id, apply_action)
     for n in range(max((len(q) for q in queues.values()), default=0)):
-        ready: dict[str, tuple[Action, int, OrderLink]] = {}
+        ready: dict[str, tuple[Action, int, OrderLink, OrderDraft]] = {}
         for vendor, queue in queues.items():
             if n < len(queue):
                 action = queue[n]
                 entry = begin(ctx, action, pass_id, prepare=prepare_push, on_error=push_failed)
                 if entry is not None:
-                    ready[vendor] = (action, entry, ctx.state.order_link_by_id(action.detail["link_id"]))
+                    link = ctx.state.order_link_by_id(action.detail["link_id"])
+                    ready[vendor] = (action, entry, link, draft_from_json(action.detail["draft"], action.key))
         answers = ctx.together(
             {
-                vendor: functools.partial(send_push, ctx.connector(vendor), action, link)
-                for vendor, (action, _, link) in ready.items()
+                vendor: functools.partial(send_push, ctx.connector(vendor), action, link, draft)
+                for vendor, (action, _, link, draft) in ready.items()
             }
         )
-        for vendor, (action, entry, _) in ready.items():
-            finish(ctx, action, entry, functools.partial(_record, answer=answers[vendor]), on_error=push_failed)
+        for vendor, (action, entry, _, draft) in ready.items():
+            record = functools.partial(_record, draft=draft, answer=answers[vendor])
+            finish(ctx, action, entry, record, on_error=push_failed)
     for p in plans:  # (written together with the pass's other cursors: State.pass_cursors)
         if not any(a.status == "failed" for a in p.actions):
             ctx.state.set_cursor(p.vendor, STREAM, p.now)
 
 
-def _record(ctx: Any, action: Action, *, answer: Any) -> None:
+def _record(ctx: Any, action: Action, *, draft: OrderDraft, answer: Any) -> None:
     """Record the answer `send_push` brought back from its thread; a failed send is raised here,
     so `finish` journals it as this push's failure."""
     if isinstance(answer, Failed):
         raise answer.error
-    record_push(ctx, action, *answer)
+    record_push(ctx, action, draft, *answer)
 
 
 def _ordered_links(ctx: Any, orders: Any) -> dict[str, VariantLink]:

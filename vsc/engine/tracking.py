@@ -656,16 +656,17 @@ def prefetch(ctx: Any, vendors: Sequence[str]) -> dict[str, Any]:
     """The reads of this stream, at the same time for all vendors: first each vendor's orders
     changed since its cursor; then (the jobs returned) the shipments of the orders chosen from
     them, each vendor's read in turn on a thread of its own."""
+    watched = [vendor for vendor in vendors if ctx.state.has_order_links(vendor, READ_STATES)]
     changed: dict[str, Any] = {}
-    for vendor in vendors:
+    for vendor in watched:
         since = _since(ctx, vendor)
-        if since is not None and ctx.state.has_order_links(vendor, READ_STATES):
+        if since is not None:
             connector = ctx.connector(vendor)
             changed[f"tracking-changed:{vendor}"] = lambda c=connector, s=since: _changed_orders(c, s)
     ctx.prefetch(changed)
     jobs: dict[str, Any] = {}
-    for vendor in vendors:
-        if ctx.failed(f"tracking-changed:{vendor}") or not ctx.state.has_order_links(vendor, READ_STATES):
+    for vendor in watched:
+        if ctx.failed(f"tracking-changed:{vendor}"):
             continue  # (a failed read is reported where `run` asks for it)
         looked_at = ctx.clock()
         chosen, stamps = select_links(ctx, vendor, _since(ctx, vendor))

@@ -6,11 +6,13 @@ answer. Only the client thread's CPU is counted (`time.thread_time`): the store 
 other threads of the same process, so its work does not show. Clients:
 
 - `requests.Session`: what StoreSession used before (environment read once, as it did);
-- `StoreSession.request`: vsc's session now (`http.client` underneath, in
+- `StoreSession.request`: vsc's session now (its own HTTP/1.1 exchange underneath,
   vsc.connectors.transport, with vsc's retry, redirect, limiter and counting rules around it);
+- `transport Pool.send`: that exchange alone (request head written, answer read and framed),
+  the floor;
 - `urllib3 pool`: `HTTPConnectionPool.urlopen` alone, retries and redirects off (what
   StoreSession used before; urllib3 comes with requests);
-- `http.client`: the standard library's connection, the floor.
+- `http.client`: the standard library's connection (what StoreSession used next).
 
 Run:  python bench/http_overhead.py [N]   (N GETs per client, default 3000; about 10 s).
 """
@@ -32,6 +34,7 @@ import urllib3  # noqa: E402
 
 from vsc import USER_AGENT  # noqa: E402
 from vsc.connectors.http import StoreSession, basic_auth  # noqa: E402
+from vsc.connectors.transport import Pool  # noqa: E402
 from vsc.sandbox.base import SandboxRequest, SandboxResponse, SandboxStore  # noqa: E402
 
 ITEMS = [{"id": i, "sku": f"SKU-{i:04d}", "quantity": i % 7, "updated_at": "2026-11-27T10:00:00Z"} for i in range(50)]
@@ -56,6 +59,7 @@ def clients(url: str) -> dict[str, Callable[[], object]]:
     store = StoreSession("bench", "bench", url, auth=("ck_bench", "cs_bench"))
     pool = urllib3.HTTPConnectionPool(host, int(port), maxsize=1)
     plain = http.client.HTTPConnection(host, int(port))
+    own = Pool(url, maxsize=1, timeout=(10, 60), context=None)
 
     def stdlib() -> object:
         plain.request("GET", PATH, headers=HEADERS)
@@ -64,6 +68,7 @@ def clients(url: str) -> dict[str, Callable[[], object]]:
     return {
         "requests.Session": lambda: session.get(url + PATH, timeout=(10, 60)).json(),
         "StoreSession.request": lambda: store.request("GET", PATH).json(),
+        "transport Pool.send": lambda: json.loads(own.send("GET", PATH, None, HEADERS)[3]),
         "urllib3 pool": lambda: json.loads(
             pool.urlopen("GET", PATH, headers=HEADERS, retries=False, redirect=False, preload_content=True).data
         ),
@@ -94,7 +99,7 @@ def main() -> None:
     try:
         results = measure(clients(store.url), n)
         # Every call reached the store once, each client over its one kept-alive connection.
-        assert store.count() == 4 * (5 * (n // 5) + 20) and store.connections == 4, (store.count(), store.connections)
+        assert store.count() == 5 * (5 * (n // 5) + 20) and store.connections == 5, (store.count(), store.connections)
     finally:
         store.stop()
     base = statistics.median(results["StoreSession.request"])

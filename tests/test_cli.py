@@ -137,8 +137,10 @@ def test_a_cron_pass_imports_nothing_it_does_not_use(tmp_path):
     """A cron-started `vsc sync` pays for every import on every pass: neither sqlite-utils with
     click (~0.15 s of CPU; for migrations only) nor pydantic (typer 0.29 builds a pydantic
     adapter per parameter, ~0.14 s) is imported to parse the command and open the database,
-    nor urllib3 (the stores are reached with http.client: vsc.connectors.transport), nor what
-    only a proxy or certifi's own lookup needs (urllib.request; certifi, importlib.resources)."""
+    nor urllib3 or http.client with the email package (the stores are reached over vsc's own
+    HTTP/1.1 exchange, vsc.connectors.transport; email.utils reads only obsolete HTTP dates),
+    nor what only a proxy or certifi's own lookup needs (urllib.request; certifi,
+    importlib.resources)."""
     db = tmp_path / "vsc.db"
     subprocess.run([sys.executable, "-m", "vsc", "--db", str(db), "init"], capture_output=True, check=True, timeout=60)
     code = (
@@ -151,7 +153,7 @@ def test_a_cron_pass_imports_nothing_it_does_not_use(tmp_path):
         "from vsc.connectors.shopify.client import document\n"
         "document('shop')\n"
         "unused = {'sqlite_utils', 'click', 'pydantic', 'urllib3', 'urllib.request', 'certifi',"
-        " 'importlib.resources'}\n"
+        " 'importlib.resources', 'http.client', 'email'}\n"
         "print(sorted(({m.split('.')[0] for m in sys.modules} | set(sys.modules)) & unused))\n"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)

@@ -8,6 +8,7 @@ import base64
 import gzip
 import json
 import logging
+import re
 import select
 import socket
 import ssl
@@ -595,3 +596,153 @@ def test_transport_headers_bodies_and_targets(store):
     s = StoreSession("acme", "test", f"{store.url}/boutique-été", sleep=lambda s: None)
     assert s.request("GET", "/x", params={"q": "é"}).json() == {"ok": True}
     assert store.calls[0].target == "/boutique-%C3%A9t%C3%A9/x?q=%C3%A9"
+
+
+class RawServer:
+    """A server on 127.0.0.1 that answers each request with the next scripted bytes as they are
+    (what real stores and their CDNs send and the scripted `http.server` never does: chunks,
+    interim answers, bodies that end with the connection, broken framing). After an answer
+    whose script says `close`, it closes the connection."""
+
+    def __init__(self) -> None:
+        self.answers: list[tuple[bytes, bool]] = []
+        self.requests: list[bytes] = []
+        self.connections = 0
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def add(self, raw: bytes, *, close: bool = False) -> None:
+        self.answers.append((raw, close))
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            self.connections += 1
+            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+
+    def _serve(self, conn: socket.socket) -> None:
+        with conn, conn.makefile("rb") as reader:
+            while True:
+                head = b""
+                while not head.endswith(b"\r\n\r\n"):
+                    line = reader.readline()
+                    if not line:
+                        return
+                    head += line
+                length = next(
+                    (
+                        int(v)
+                        for k, _, v in (h.partition(b":") for h in head.split(b"\r\n"))
+                        if k.lower() == b"content-length"
+                    ),
+                    0,
+                )
+                self.requests.append(head + reader.read(length))
+                raw, close = self.answers.pop(0)
+                conn.sendall(raw)
+                if close:
+                    conn.shutdown(socket.SHUT_RDWR)
+                    return
+
+    def stop(self) -> None:
+        self.sock.close()
+
+
+@pytest.fixture
+def raw() -> Iterator[RawServer]:
+    s = RawServer()
+    yield s
+    s.stop()
+
+
+def test_answers_framed_every_way_http_allows(raw):
+    """Chunked bodies (with extensions and trailers), interim 1xx answers, folded and repeated
+    headers, HEAD and 204 without a body, and a body that runs to the connection's end: each
+    read whole, the connection kept where the answer allows it and closed where it does not."""
+    raw.add(
+        b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\n"
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nX-Folded: one\r\n two\r\nSet-Cookie: a\r\n"
+        b'Set-Cookie: b\r\n\r\n4;ext=1\r\n{"a"\r\n3\r\n: 1\r\n1\r\n}\r\n0\r\nX-Trailer: t\r\n\r\n'
+    )
+    raw.add(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")  # HEAD: a length, and no body
+    raw.add(b"HTTP/1.1 204 No Content\r\n\r\n")
+    raw.add(b"HTTP/1.1 201 Created\r\nContent-Length: 2, 2\r\n\r\n[]")
+    raw.add(b'HTTP/1.0 200 OK\r\nContent-Type: application/json\r\n\r\n{"to": "the end"}', close=True)
+    raw.add(b"HTTP/1.1 200\r\nConnection: close\r\nContent-Length: 4\r\n\r\ntrue", close=True)
+    s = StoreSession("acme", "test", raw.url, sleep=lambda s: None)
+    first = s.request("GET", "/chunks")
+    assert first.json() == {"a": 1} and first.headers["x-folded"] == "one two" and first.headers["set-cookie"] == "a, b"
+    assert s.request("HEAD", "/head").content == b""
+    assert s.request("DELETE", "/gone").status_code == 204
+    assert s.request("POST", "/made").json() == []
+    assert raw.connections == 1  # all four over the first connection
+    assert s.request("GET", "/old").json() == {"to": "the end"}
+    assert s.request("GET", "/last").json() is True
+    assert raw.connections == 2  # the HTTP/1.0 answer closed the first; `close` ended the second
+    post = raw.requests[3]
+    assert post.startswith(b"POST /made HTTP/1.1\r\n") and b"\r\nContent-Length: 0\r\n" in post
+    assert f"\r\nHost: {urlsplit(raw.url).netloc}\r\n".encode() in post
+
+
+@pytest.mark.parametrize(
+    ("answer", "said"),
+    [
+        (b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nshort", "the answer ended after 5 bytes"),
+        (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nab", "the answer ended after 2 bytes"),
+        (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", "a malformed chunk size"),
+        (b"SSH-2.0-OpenSSH\r\n\r\n", "not an HTTP answer"),
+        (b"HTTP/1.1 200 OK\r\nbroken header\r\n\r\n", "a malformed header line"),
+        (b"HTTP/1.1 200 OK\r\n" + b"X-A: 1\r\n" * 101 + b"\r\n", "more than 100 headers"),
+        (b"HTTP/1.1 200 OK\r\nX-Long: " + b"x" * 70000 + b"\r\n\r\n", "longer than 64 KiB"),
+        (b"HTTP/1.1 200 OK\r\nContent-Length: ten\r\n\r\n", "a malformed Content-Length"),
+        (b"HTTP/1.1 200 OK\r\nX-A: 1\r\n", "the answer ended in its headers"),
+        (b"", "Remote end closed connection without response"),
+    ],
+)
+def test_an_answer_that_breaks_the_protocol_is_a_cut(raw, answer, said):
+    """A broken answer is a cut after sending (a read is sent again, once here, on a new
+    connection; a write is not), said in a few words; nothing half-read is kept alive."""
+    raw.add(answer, close=True)
+    raw.add(answer, close=True)
+    s = StoreSession("acme", "test", raw.url, sleep=lambda s: None, max_retries=1)
+    with pytest.raises(RetriableError, match=re.escape(said)):
+        s.request("GET", "/x")
+    assert raw.connections == 2 and s.stats["connection_errors"] == 2
+
+
+def test_a_header_that_would_break_the_request_is_refused_before_sending(raw):
+    s = StoreSession("acme", "test", raw.url, sleep=lambda s: None)
+    with pytest.raises(ValueError, match="'X-Bad' cannot be sent"):
+        s.request("GET", "/x", headers={"X-Bad": "v\r\nX-Injected: 1"})
+    assert raw.requests == []
+
+
+def test_a_proxy_that_refuses_the_tunnel_sends_nothing(raw, proxy_env):
+    raw.add(b"HTTP/1.1 407 Proxy Authentication Required\r\nContent-Length: 0\r\n\r\n", close=True)
+    proxy_env.setenv("HTTPS_PROXY", raw.url.replace("http://", "http://me:pw@"))
+    http._proxy_variables.cache_clear()
+    s = StoreSession("acme", "test", "https://shop.example:8443", sleep=lambda s: None, max_retries=0)
+    with pytest.raises(RetriableError, match="Tunnel connection failed: 407 Proxy Authentication Required"):
+        s.request("POST", "/orders", json={})
+    connect = raw.requests[0]
+    assert connect.startswith(b"CONNECT shop.example:8443 HTTP/1.1\r\nHost: shop.example:8443\r\n")
+    assert b"\r\nProxy-Authorization: Basic " + base64.b64encode(b"me:pw") + b"\r\n" in connect
+
+
+def test_http_dates_in_every_form_a_recipient_must_read():
+    """IMF-fixdate (parsed by hand: every Shopify answer has one) and the two obsolete forms
+    RFC 9110 §5.6.7 still asks recipients to accept, all as the same instant in UTC."""
+    from datetime import UTC, datetime
+
+    when = datetime(1994, 11, 6, 8, 49, 37, tzinfo=UTC)
+    assert http.http_date("Sun, 06 Nov 1994 08:49:37 GMT") == when
+    assert http.http_date("Sunday, 06-Nov-94 08:49:37 GMT") == when
+    assert http.http_date("Sun Nov  6 08:49:37 1994") == when
+    for bad in (None, "", "soon", "Sun, 31 Feb 1994 08:49:37 GMT", "Sun, 06 Nov 1994 8h49 GMT"):
+        assert http.http_date(bad) is None, bad
+    later = time.strftime("%a, %d %b %Y %H:%M:%S GMT", time.gmtime(time.time() + 120))
+    assert 110 < http.retry_after_seconds(Response(503, {"Retry-After": later}, b"", "u", "GET")) <= 120

@@ -1,4 +1,4 @@
-"""Kept-alive HTTP/1.1 connections to one origin, on the standard library's `http.client`.
+"""Kept-alive HTTP/1.1 connections to one origin, on the standard library's `socket` and `ssl`.
 
 `StoreSession` (vsc.connectors.http) decides everything about a request: URL rules, retries,
 redirects, pacing. This module only carries a request over a connection and says, when that
@@ -8,16 +8,21 @@ fails, at which moment it failed, since that decides whether a write may be sent
   that refused the tunnel, a TLS handshake that failed): nothing reached the store;
 - `CertificateRefused`: the store's certificate did not verify (nothing was sent either);
 - `TimedOut`: the request went out and no answer came within the read timeout;
-- `Cut`: the connection broke after the request (or part of it) went out.
+- `Cut`: the connection broke after the request (or part of it) went out, or the answer broke
+  the protocol (a malformed status line or header, a body shorter than it said).
 
-Why not urllib3 (which vsc used until this module): a steady pass at 200 vendors sends
-~700 requests, and urllib3's layers (URL re-parsing and re-encoding, Retry and Timeout
-objects, response wrappers) cost ~0.1-0.15 ms of CPU a request over `http.client` itself,
-plus ~40 ms of imports in every cron-started pass (bench/RESULTS.md, "HTTP client overhead").
-What vsc needs of it is small: a pool of kept-alive connections, TLS with certificate and
-hostname checks (the `ssl` module does both), proxies by CONNECT tunnel for https and by
-absolute-form requests for http (RFC 9110 §9.3.6, RFC 9112 §3.2.2), gzip/deflate answers
-and multipart forms. An https:// proxy (TLS to the proxy itself) is not supported.
+Why not urllib3 (which vsc used until bench/RESULTS.md "HTTP client overhead"): a steady pass
+at 200 vendors sends ~700 requests, and urllib3's layers (URL re-parsing and re-encoding, Retry
+and Timeout objects, response wrappers) cost ~0.1-0.15 ms of CPU a request over `http.client`,
+plus ~40 ms of imports in every cron-started pass. Why not `http.client` either (which it used
+next): its header handling runs every answer through `email.parser` and every request header
+through validating regexes, ~0.2 ms of CPU an exchange against ~0.08 ms for the few lines below
+(bench/RESULTS.md, "The HTTP exchange"), and its import (with `email`'s) costs ~20 ms a pass.
+What vsc needs is small: a pool of kept-alive connections, TLS with certificate and hostname
+checks (the `ssl` module does both), proxies by CONNECT tunnel for https and by absolute-form
+requests for http (RFC 9110 §9.3.6, RFC 9112 §3.2.2), answers framed by Content-Length, by
+chunks or by the connection's end (RFC 9112 §6.3), gzip/deflate answers and multipart forms.
+An https:// proxy (TLS to the proxy itself) is not supported.
 """
 
 from __future__ import annotations
@@ -25,9 +30,10 @@ from __future__ import annotations
 import base64
 import binascii
 import gzip
-import http.client
 import os
+import re
 import select
+import socket
 import ssl
 import threading
 import zlib
@@ -161,6 +167,159 @@ def proxy_authorization(proxy: str) -> dict[str, str]:
     return {"Proxy-Authorization": basic_auth(unquote(parts.username), unquote(parts.password or ""))}
 
 
+#: longest status or header line, and most header lines, an answer may have (http.client's limits)
+MAX_LINE = 65536
+MAX_HEADERS = 100
+#: bytes a request target cannot carry as they are (controls and space): percent-encoded
+_UNSAFE_TARGET = re.compile("[\x00-\x20\x7f-\U0010ffff]")
+#: a body up to this size goes out in one write with the request head (one TCP segment where
+#: it fits: no delayed-ACK stall); a larger one is written after the head, not copied onto it
+_JOINED_BODY = 65536
+
+
+class Connection:
+    """One open connection: its socket and a buffered reader over it (answers are read line by
+    line up to the body, then the body at once)."""
+
+    __slots__ = ("sock", "reader")
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.reader = sock.makefile("rb")
+
+    def close(self) -> None:
+        try:
+            self.reader.close()
+        finally:
+            self.sock.close()
+
+
+class Answer:
+    """An answer's status line and headers as they came; `close` says the connection cannot
+    carry another request after it (HTTP/1.0 without keep-alive, `Connection: close`, or a
+    body that ends with the connection)."""
+
+    __slots__ = ("version", "status", "reason", "headers", "close")
+
+    def __init__(self, version: str, status: int, reason: str, headers: list[tuple[str, str]]) -> None:
+        self.version, self.status, self.reason, self.headers = version, status, reason, headers
+        tokens = ",".join(v for k, v in headers if k.lower() == "connection").lower()
+        self.close = "close" in tokens or (version != "HTTP/1.1" and "keep-alive" not in tokens)
+
+    def header(self, name: str) -> str | None:
+        """The first value of a header, looked up without regard to case."""
+        return next((v for k, v in self.headers if k.lower() == name), None)
+
+
+def _line(reader: Any) -> bytes:
+    line: bytes = reader.readline(MAX_LINE + 1)
+    if len(line) > MAX_LINE:
+        raise Cut("the answer has a line longer than 64 KiB")
+    return line
+
+
+def read_head(reader: Any) -> Answer:
+    """Read an answer's status line and headers (RFC 9112 §4, §5), past any interim 1xx answer.
+    A connection that closed before a byte came, or a status line that is not HTTP's, is a
+    `Cut`, as is a header block that ends with the connection."""
+    while True:
+        line = _line(reader)
+        if not line:
+            raise Cut("Remote end closed connection without response")
+        parts = line.decode("latin-1").rstrip("\r\n").split(None, 2)
+        if len(parts) < 2 or not parts[0].startswith("HTTP/") or not (parts[1].isdigit() and len(parts[1]) == 3):
+            raise Cut(f"not an HTTP answer: {line[:80]!r}")
+        status = int(parts[1])
+        headers: list[tuple[str, str]] = []
+        while True:
+            line = _line(reader)
+            if line in (b"\r\n", b"\n"):
+                break
+            if not line:
+                raise Cut("the answer ended in its headers")
+            if len(headers) >= MAX_HEADERS:
+                raise Cut(f"the answer has more than {MAX_HEADERS} headers")
+            text = line.decode("latin-1")
+            if text[0] in " \t" and headers:  # obs-fold (RFC 9112 §5.2): the previous value goes on
+                name, value = headers[-1]
+                headers[-1] = (name, f"{value} {text.strip()}")
+                continue
+            name, colon, value = text.partition(":")
+            if not colon or not name or name != name.strip():
+                raise Cut(f"a malformed header line: {line[:80]!r}")
+            headers.append((name, value.strip()))
+        if 100 <= status < 200 and status != 101:  # 100 Continue, 103 Early Hints: the answer follows
+            continue
+        return Answer(parts[0], status, parts[2].strip() if len(parts) > 2 else "", headers)
+
+
+def read_body(reader: Any, method: str, answer: Answer) -> bytes:
+    """The body of an answer, framed as RFC 9112 §6.3 says: none for HEAD, 1xx, 204 and 304;
+    chunked; Content-Length bytes; or else up to the connection's end (`answer.close` is set)."""
+    status = answer.status
+    if method == "HEAD" or status in (204, 304) or status < 200:
+        return b""
+    coding = answer.header("transfer-encoding")
+    if coding is not None and coding.lower().rstrip().endswith("chunked"):
+        return _chunks(reader)
+    length = answer.header("content-length")
+    if length is not None:
+        try:
+            size = int(length.split(",")[0])  # (repeats of one value are allowed: §6.3 item 5)
+        except ValueError:
+            raise Cut(f"a malformed Content-Length: {length[:40]!r}") from None
+        data: bytes = reader.read(size)
+        if len(data) < size:
+            raise Cut(f"the answer ended after {len(data)} bytes")
+        return data
+    answer.close = True
+    return bytes(reader.read())
+
+
+def _chunks(reader: Any) -> bytes:
+    parts = []
+    while True:
+        line = _line(reader)
+        try:
+            size = int(line.split(b";", 1)[0].strip(), 16)
+        except ValueError:
+            raise Cut(f"a malformed chunk size: {line[:40]!r}") from None
+        if size == 0:
+            break
+        chunk = reader.read(size)
+        if len(chunk) < size or _line(reader) not in (b"\r\n", b"\n"):
+            raise Cut(f"the answer ended after {sum(map(len, parts)) + len(chunk)} bytes")
+        parts.append(chunk)
+    while _line(reader) not in (b"\r\n", b"\n", b""):  # trailer fields: nothing vsc reads
+        pass
+    return b"".join(parts)
+
+
+def request_head(method: str, target: str, host: str, headers: Mapping[str, str], body: bytes | None) -> bytes:
+    """A request's head (RFC 9112 §3): the request line, `Host`, the caller's headers, and the
+    body's length (also 0 for a bodiless POST, PUT or PATCH, as http.client sends it). A header
+    that would break the head (a line break in it) is refused: it cannot be sent as it is."""
+    lines = [f"{method} {target} HTTP/1.1"]
+    names = {name.lower() for name in headers}
+    if "host" not in names:
+        lines.append(f"Host: {host}")
+    if "accept-encoding" not in names:
+        lines.append("Accept-Encoding: identity")
+    if "content-length" not in names and (body is not None or method in ("POST", "PUT", "PATCH")):
+        lines.append(f"Content-Length: {len(body or b'')}")
+    for name, value in headers.items():
+        if "\n" in value or "\r" in value or not name or _UNSAFE_TARGET.search(name) or ":" in name:
+            raise ValueError(f"the header {name!r} cannot be sent: its name or value breaks the request")
+        lines.append(f"{name}: {value}")
+    lines.append("\r\n")
+    return "\r\n".join(lines).encode("latin-1")
+
+
+def _authority(host: str, port: int, default: int | None) -> str:
+    name = f"[{host}]" if ":" in host else host if host.isascii() else host.encode("idna").decode("ascii")
+    return name if port == default else f"{name}:{port}"
+
+
 class Pool:
     """Kept-alive connections to one origin (`scheme://host:port`), made on demand, at most
     `maxsize` kept idle; thread-safe (a connection serves one request at a time).
@@ -183,6 +342,8 @@ class Pool:
         self.tls = parts.scheme == "https"
         self.host = parts.hostname or ""
         self.port = parts.port or (443 if self.tls else 80)
+        #: the Host header's value (RFC 9110 §7.2): the port only where it is not the default
+        self.authority = _authority(self.host, self.port, 443 if self.tls else 80)
         self.maxsize = maxsize
         self.connect_timeout, self.read_timeout = timeout
         self.context = context
@@ -198,7 +359,7 @@ class Pool:
             self._proxy_headers = proxy_authorization(proxy)
         #: plain http through a proxy: absolute-form targets, the proxy's credentials on each request
         self._forwarded = proxy is not None and not self.tls
-        self._idle: list[http.client.HTTPConnection] = []
+        self._idle: list[Connection] = []
         self._lock = threading.Lock()
         self._closed = False
         #: connections opened, for tests and the debug log
@@ -208,30 +369,45 @@ class Pool:
         """The request target to send for a path: absolute-form to a forwarding proxy."""
         return self.origin + path_and_query if self._forwarded else path_and_query
 
-    def _open(self) -> http.client.HTTPConnection:
-        host, port = self._connect_to
-        conn: http.client.HTTPConnection
-        if self.tls:
-            conn = http.client.HTTPSConnection(host, port, timeout=self.connect_timeout, context=self.context)
-            if self.proxy is not None:  # (the handshake, after CONNECT, checks the origin's name)
-                conn.set_tunnel(self.host, self.port, headers=self._proxy_headers)
-        else:
-            conn = http.client.HTTPConnection(host, port, timeout=self.connect_timeout)
+    def _open(self) -> Connection:
         try:
-            conn.connect()
-        except ssl.SSLCertVerificationError as exc:
-            conn.close()
-            raise CertificateRefused(exc.verify_message or str(exc)) from None
-        except (OSError, http.client.HTTPException) as exc:
-            conn.close()
+            sock = socket.create_connection(self._connect_to, timeout=self.connect_timeout)
+        except OSError as exc:
             raise NeverSent(_reason(exc)) from None
-        assert conn.sock is not None
-        conn.sock.settimeout(self.read_timeout)
+        try:
+            # A request goes out in one write and waits for its answer: Nagle's delay only hurts.
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            if self.tls:
+                assert self.context is not None
+                if self.proxy is not None:
+                    self._tunnel(sock)
+                # The handshake (through a tunnel too) checks the origin's certificate and name.
+                sock = self.context.wrap_socket(sock, server_hostname=self.host)
+            sock.settimeout(self.read_timeout)
+        except ssl.SSLCertVerificationError as exc:
+            sock.close()
+            raise CertificateRefused(exc.verify_message or str(exc)) from None
+        except (OSError, TransportError) as exc:  # (a refused tunnel, a proxy that hung up)
+            sock.close()
+            raise NeverSent(_reason(exc)) from None
         with self._lock:
             self.opened += 1
-        return conn
+        return Connection(sock)
 
-    def _take(self) -> http.client.HTTPConnection:
+    def _tunnel(self, sock: socket.socket) -> None:
+        """Ask the proxy for a tunnel to the origin (RFC 9110 §9.3.6); anything but a 2xx is a
+        refusal, said with the proxy's status ("Tunnel connection failed: 407 ...")."""
+        authority = _authority(self.host, self.port, None)
+        sock.sendall(request_head("CONNECT", authority, authority, self._proxy_headers, None))
+        reader = sock.makefile("rb")
+        try:
+            answer = read_head(reader)
+        finally:
+            reader.close()
+        if not 200 <= answer.status < 300:
+            raise NeverSent(f"Tunnel connection failed: {answer.status} {answer.reason}".rstrip())
+
+    def _take(self) -> Connection:
         while True:
             with self._lock:
                 conn = self._idle.pop() if self._idle else None
@@ -241,7 +417,7 @@ class Pool:
                 return conn
             conn.close()
 
-    def _give_back(self, conn: http.client.HTTPConnection) -> None:
+    def _give_back(self, conn: Connection) -> None:
         with self._lock:
             if not self._closed and len(self._idle) < self.maxsize:
                 self._idle.append(conn)
@@ -253,32 +429,37 @@ class Pool:
     ) -> tuple[int, str, Headers, bytes]:
         """Send one request and read its answer whole: (status, reason, headers, raw body).
         Raises a `TransportError` saying how far it got."""
-        if not target.isascii():  # (http.client sends ASCII only; a store's path may not be)
+        if _UNSAFE_TARGET.search(target):  # (a store's path may hold non-ASCII text or spaces)
             target = quote(target, safe="/:?#[]@!$&'()*+,;=%~")
-        conn = self._take()
         if self._forwarded and self._proxy_headers:
             headers = {**headers, **self._proxy_headers}
+        head = request_head(method, target, self.authority, headers, body)
+        conn = self._take()
         sent = False
         try:
-            conn.request(method, target, body=body, headers=headers)
+            if body and len(body) <= _JOINED_BODY:
+                conn.sock.sendall(head + body)
+            else:
+                conn.sock.sendall(head)
+                if body:
+                    conn.sock.sendall(body)
             sent = True
-            response = conn.getresponse()
-            data = response.read()
+            answer = read_head(conn.reader)
+            data = read_body(conn.reader, method, answer)
         except TimeoutError:
             conn.close()
             raise (TimedOut("read timed out") if sent else Cut("timed out while sending")) from None
-        except (OSError, http.client.HTTPException) as exc:
+        except OSError as exc:
             conn.close()
             raise Cut(_reason(exc)) from None
-        except BaseException:  # (a bug, or Ctrl-C: the connection is in an unknown state)
+        except BaseException:  # (a protocol break, a bug, or Ctrl-C: the connection is unusable)
             conn.close()
             raise
-        headers_in = Headers(response.getheaders())
-        if response.will_close:
+        if answer.close:
             conn.close()
         else:
             self._give_back(conn)
-        return response.status, response.reason or "", headers_in, data
+        return answer.status, answer.reason, Headers(answer.headers), data
 
     def close(self) -> None:
         with self._lock:
@@ -290,9 +471,9 @@ class Pool:
 def _reason(exc: BaseException) -> str:
     """An OS or protocol failure in a few words: "Connection refused", "Remote end closed
     connection without response", "Tunnel connection failed: 407 Proxy Authentication Required"."""
+    if isinstance(exc, TransportError):
+        return exc.reason
     if isinstance(exc, OSError) and exc.strerror:
         return exc.strerror
     text = str(exc).strip()
-    if isinstance(exc, http.client.IncompleteRead):
-        text = f"the answer ended after {len(exc.partial)} bytes"
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__

@@ -17,12 +17,11 @@ import threading
 import time
 from collections.abc import Callable
 from datetime import datetime
-from email.utils import parsedate_to_datetime
 from functools import cache
 from pathlib import Path
 from typing import Any
 
-from vsc.connectors.http import Response, StoreSession
+from vsc.connectors.http import Response, StoreSession, http_date
 from vsc.errors import ApiError, AuthError, NotFound, PayloadError, RetriableError, UserErrors
 
 API_VERSION = "2026-04"
@@ -103,8 +102,13 @@ class ShopifyClient:
         # The cost a document asked for last time: the best estimate of the next call.
         self._costs: dict[str, float] = {}
         self._peaks: dict[str, float] = {}
-        #: the `Date` of the store's last answer
-        self.server_time: datetime | None = None
+        #: the `Date` header of the store's last answer that had one (read by `server_time`)
+        self._date: str | None = None
+
+    @property
+    def server_time(self) -> datetime | None:
+        """The `Date` of the store's last answer (None before one came, or if it did not parse)."""
+        return http_date(self._date)
 
     def _fail(self, message: str, **kw: Any) -> ApiError:
         return ApiError(f"{self.session.store}: {message}", store=self.session.store, platform="shopify", **kw)
@@ -163,7 +167,8 @@ class ShopifyClient:
                 # The store's own time (whole seconds): what a read of `updatedAt` can be trusted
                 # against (a change stamped in the very second of the read may still be followed
                 # by another with the same stamp).
-                self.server_time = _http_date(response.headers.get("Date")) or self.server_time
+                # Kept as it came, parsed only when asked for (most answers' never are).
+                self._date = response.headers.get("Date") or self._date
                 payload = response.json()
             except ValueError:
                 raise PayloadError(
@@ -242,12 +247,3 @@ class ShopifyClient:
 def _short(text: str, limit: int = 300) -> str:
     text = " ".join(text.split())
     return text if len(text) <= limit else text[:limit] + "…"
-
-
-def _http_date(value: str | None) -> datetime | None:
-    if not value:
-        return None
-    try:
-        return parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None

@@ -129,6 +129,28 @@ def test_cancellation_follows_or_is_requested(market, cli):
     assert m.vendor.store.count(write=True) == 0
 
 
+def test_a_cancellation_follows_even_after_the_product_was_unlinked(cli, monkeypatch):
+    """A pushed order stays the vendor's once none of its lines maps to the vendor any more (the
+    product unlinked since the push): its cancellation still goes to the vendor's store. (A
+    pass plans each vendor's orders from the lines it holds and the order links it has.)"""
+    m = open_market("woocommerce", cli, monkeypatch, settings=SETTINGS)
+    try:
+        pid = m.vendor.add_shirt()
+        assert cli("map", "add", "acme", pid).code == 0
+        order = buy(m, cli)
+        assert cli("sync").code == 0
+        assert cli("map", "remove", "acme", pid).code == 0
+        m.merchant.cancel_order(order["id"])
+        r = cli("sync", "--json")
+        assert r.code == 0, r
+        assert [a["kind"] for a in r.json()["actions"] if a["stream"] == "orders"] == ["cancel"]
+        assert [x.state for x in state().order_links(vendor="acme")] == ["cancelled"]
+        (pushed,) = vendor_orders(m)
+        assert pushed["status"] == "cancelled"
+    finally:
+        m.stop()
+
+
 def test_attribute_edits_follow_or_are_mailed(market, cli):
     m = market
     order = buy(m, cli)

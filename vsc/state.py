@@ -1209,6 +1209,15 @@ class State:
                 out[row["merchant_order_id"]] = self._olink(row)
         return out
 
+    def order_links_by_vendor(self, merchant_order_ids: Iterable[str]) -> dict[str, dict[str, OrderLink]]:
+        """Every vendor's order links of these merchant orders: per vendor, by merchant order id
+        (one read for a pass's planning of all vendors, not one per vendor)."""
+        out: dict[str, dict[str, OrderLink]] = {}
+        for chunk, marks in _in_lists(merchant_order_ids):
+            for row in self._rows_where("order_links", f"merchant_order_id IN ({marks})", chunk):
+                out.setdefault(row["vendor"], {})[row["merchant_order_id"]] = self._olink(row)
+        return out
+
     def order_link_by_id(self, link_id: int) -> OrderLink:
         return self._olink(self.db["order_links"].get(link_id))
 

@@ -22,11 +22,12 @@ rules below hold for every platform:
 - secrets never reach the log: headers are logged redacted, and a signed URL's query
   string not at all.
 
-The transport is `vsc.connectors.transport`: one pool of kept-alive `http.client`
-connections per store origin, bodies read whole and gzip/deflate decoded. Per request,
-`requests` cost about twice the CPU of urllib3, and urllib3 ~0.1-0.15 ms more than
-`http.client` (bench/RESULTS.md, "HTTP client overhead"): a large share of a steady pass
-over hundreds of vendors. Answers come back as `Response`, with the parts of
+The transport is `vsc.connectors.transport`: one pool of kept-alive connections per store
+origin, vsc's own HTTP/1.1 exchange on them, bodies read whole and gzip/deflate decoded.
+Per request, `requests` cost about twice the CPU of urllib3, urllib3 ~0.1-0.15 ms more
+than `http.client`, and `http.client` ~0.1 ms more than the exchange vsc does now
+(bench/RESULTS.md, "HTTP client overhead"): a large share of a steady pass over hundreds
+of vendors. Answers come back as `Response`, with the parts of
 `requests.Response` the connectors read. Proxies come from the environment (`https_proxy`,
 `no_proxy`...), read once per session.
 """

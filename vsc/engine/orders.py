@@ -932,22 +932,29 @@ def apply_plans(ctx: Any, plans: Sequence[OrdersPlan], pass_id: int | None) -> N
                 execute(ctx, action, pass_id, apply_action)
     for n in range(max((len(q) for q in queues.values()), default=0)):
         ready: dict[str, tuple[Action, int, OrderLink, OrderDraft]] = {}
-        for vendor, queue in queues.items():
-            if n < len(queue):
-                action = queue[n]
-                entry = begin(ctx, action, pass_id, prepare=prepare_push, on_error=push_failed)
-                if entry is not None:
-                    link = ctx.state.order_link_by_id(action.detail["link_id"])
-                    ready[vendor] = (action, entry, link, draft_from_json(action.detail["draft"], action.key))
+        # A round's pushes are journaled and marked pending in one transaction, committed before
+        # any of them is sent; what the stores answered is recorded in one more (each push's
+        # record in a savepoint of its own). A crash in between leaves what one commit per push
+        # left: pending links, whose markers the next pass looks for. (~100 commits fewer in a
+        # pass of 100 orders.)
+        with ctx.state.atomic():
+            for vendor, queue in queues.items():
+                if n < len(queue):
+                    action = queue[n]
+                    entry = begin(ctx, action, pass_id, prepare=prepare_push, on_error=push_failed)
+                    if entry is not None:
+                        link = ctx.state.order_link_by_id(action.detail["link_id"])
+                        ready[vendor] = (action, entry, link, draft_from_json(action.detail["draft"], action.key))
         answers = ctx.together(
             {
                 vendor: functools.partial(send_push, ctx.connector(vendor), action, link, draft)
                 for vendor, (action, _, link, draft) in ready.items()
             }
         )
-        for vendor, (action, entry, _, draft) in ready.items():
-            record = functools.partial(_record, draft=draft, answer=answers[vendor])
-            finish(ctx, action, entry, record, on_error=push_failed)
+        with ctx.state.atomic():
+            for vendor, (action, entry, _, draft) in ready.items():
+                record = functools.partial(_record, draft=draft, answer=answers[vendor])
+                finish(ctx, action, entry, record, on_error=push_failed)
     for p in plans:  # (written together with the pass's other cursors: State.pass_cursors)
         if not any(a.status == "failed" for a in p.actions):
             ctx.state.set_cursor(p.vendor, STREAM, p.now)

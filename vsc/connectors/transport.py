@@ -223,31 +223,39 @@ def read_head(reader: Any) -> Answer:
     """Read an answer's status line and headers (RFC 9112 §4, §5), past any interim 1xx answer.
     A connection that closed before a byte came, or a status line that is not HTTP's, is a
     `Cut`, as is a header block that ends with the connection."""
+    readline = reader.readline  # (the lines are read in a loop of their own: the common path)
     while True:
-        line = _line(reader)
+        line = readline(MAX_LINE + 1)
         if not line:
             raise Cut("Remote end closed connection without response")
+        if len(line) > MAX_LINE:
+            raise Cut("the answer has a line longer than 64 KiB")
         parts = line.decode("latin-1").rstrip("\r\n").split(None, 2)
         if len(parts) < 2 or not parts[0].startswith("HTTP/") or not (parts[1].isdigit() and len(parts[1]) == 3):
             raise Cut(f"not an HTTP answer: {line[:80]!r}")
         status = int(parts[1])
-        headers: list[tuple[str, str]] = []
+        lines: list[bytes] = []
         while True:
-            line = _line(reader)
-            if line in (b"\r\n", b"\n"):
+            line = readline(MAX_LINE + 1)
+            if line == b"\r\n" or line == b"\n":
                 break
             if not line:
                 raise Cut("the answer ended in its headers")
-            if len(headers) >= MAX_HEADERS:
+            if len(line) > MAX_LINE:
+                raise Cut("the answer has a line longer than 64 KiB")
+            if len(lines) == MAX_HEADERS:
                 raise Cut(f"the answer has more than {MAX_HEADERS} headers")
-            text = line.decode("latin-1")
+            lines.append(line)
+        headers: list[tuple[str, str]] = []
+        for raw in lines:
+            text = raw.decode("latin-1")
             if text[0] in " \t" and headers:  # obs-fold (RFC 9112 §5.2): the previous value goes on
                 name, value = headers[-1]
                 headers[-1] = (name, f"{value} {text.strip()}")
                 continue
             name, colon, value = text.partition(":")
             if not colon or not name or name != name.strip():
-                raise Cut(f"a malformed header line: {line[:80]!r}")
+                raise Cut(f"a malformed header line: {raw[:80]!r}")
             headers.append((name, value.strip()))
         if 100 <= status < 200 and status != 101:  # 100 Continue, 103 Early Hints: the answer follows
             continue

@@ -162,6 +162,26 @@ def test_a_cron_pass_imports_nothing_it_does_not_use(tmp_path):
     assert done.stdout.strip() == "[]", done.stdout + done.stderr
 
 
+def test_the_vsc_process_tunes_the_garbage_collector_and_callers_keep_theirs():
+    """`vsc` as a process freezes what it imported and collects less often (cli.tune_gc); a
+    program calling `main(argv)` (the tests, a script) keeps its own collector settings."""
+    code = (
+        "import gc, sys\n"
+        "from vsc.cli import GC_THRESHOLDS, main\n"
+        "default = gc.get_threshold()\n"
+        "for argv in (['--version'], None):\n"
+        "    sys.argv = ['vsc', '--version']\n"
+        "    try:\n"
+        "        main(argv)\n"
+        "    except SystemExit:\n"
+        "        pass\n"
+        "    print(gc.get_threshold() == (default if argv else GC_THRESHOLDS), gc.get_freeze_count() > 0)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    verdicts = [line for line in done.stdout.splitlines() if not line.startswith("vsc ")]
+    assert verdicts == ["True False", "True True"], done.stdout + done.stderr
+
+
 def test_json_output_is_one_document_with_one_line_per_item(capsys):
     """`--json` documents parse back to what they hold; a pass's actions print one a line (the
     outer levels indented, each item compact: json's indenting encoder is the slow one)."""

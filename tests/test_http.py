@@ -673,6 +673,8 @@ def test_answers_framed_every_way_http_allows(raw):
     raw.add(b"HTTP/1.1 201 Created\r\nContent-Length: 2, 2\r\n\r\n[]")
     raw.add(b'HTTP/1.0 200 OK\r\nContent-Type: application/json\r\n\r\n{"to": "the end"}', close=True)
     raw.add(b"HTTP/1.1 200\r\nConnection: close\r\nContent-Length: 4\r\n\r\ntrue", close=True)
+    # A transfer coding other than chunked overrides the length: the body runs to the end.
+    raw.add(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: identity\r\nContent-Length: 1\r\n\r\n[1, 2]", close=True)
     s = StoreSession("acme", "test", raw.url, sleep=lambda s: None)
     first = s.request("GET", "/chunks")
     assert first.json() == {"a": 1} and first.headers["x-folded"] == "one two" and first.headers["set-cookie"] == "a, b"
@@ -683,6 +685,7 @@ def test_answers_framed_every_way_http_allows(raw):
     assert s.request("GET", "/old").json() == {"to": "the end"}
     assert s.request("GET", "/last").json() is True
     assert raw.connections == 2  # the HTTP/1.0 answer closed the first; `close` ended the second
+    assert s.request("GET", "/coded").json() == [1, 2]
     post = raw.requests[3]
     assert post.startswith(b"POST /made HTTP/1.1\r\n") and b"\r\nContent-Length: 0\r\n" in post
     assert f"\r\nHost: {urlsplit(raw.url).netloc}\r\n".encode() in post
@@ -699,6 +702,8 @@ def test_answers_framed_every_way_http_allows(raw):
         (b"HTTP/1.1 200 OK\r\n" + b"X-A: 1\r\n" * 101 + b"\r\n", "more than 100 headers"),
         (b"HTTP/1.1 200 OK\r\nX-Long: " + b"x" * 70000 + b"\r\n\r\n", "longer than 64 KiB"),
         (b"HTTP/1.1 200 OK\r\nContent-Length: ten\r\n\r\n", "a malformed Content-Length"),
+        (b"HTTP/1.1 200 OK\r\nContent-Length: -5\r\n\r\n", "a malformed Content-Length"),
+        (b"HTTP/1.1 200 OK\r\nContent-Length: 2, 3\r\n\r\n[]", "a malformed Content-Length"),
         (b"HTTP/1.1 200 OK\r\nX-A: 1\r\n", "the answer ended in its headers"),
         (b"", "Remote end closed connection without response"),
     ],

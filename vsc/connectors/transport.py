@@ -272,13 +272,12 @@ def read_body(reader: Any, method: str, answer: Answer) -> bytes:
     if coding is not None and coding.lower().rstrip().endswith("chunked"):
         return _chunks(reader)
     length = answer.header("content-length")
-    if length is not None:
-        try:
-            size = int(length.split(",")[0])  # (repeats of one value are allowed: §6.3 item 5)
-        except ValueError:
-            raise Cut(f"a malformed Content-Length: {length[:40]!r}") from None
-        data: bytes = reader.read(size)
-        if len(data) < size:
+    if length is not None and coding is None:  # (a transfer coding overrides any length: §6.3 item 3)
+        sizes = {n.strip() for n in length.split(",")}  # (repeats of one value are allowed: item 5)
+        if len(sizes) != 1 or not ((size := sizes.pop()).isascii() and size.isdigit()):
+            raise Cut(f"a malformed Content-Length: {length[:40]!r}")
+        data: bytes = reader.read(int(size))
+        if len(data) < int(size):
             raise Cut(f"the answer ended after {len(data)} bytes")
         return data
     answer.close = True

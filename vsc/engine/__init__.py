@@ -108,8 +108,10 @@ def begin(
     on_error: Callable[[Context, Action, Exception], None] | None = None,
 ) -> int | None:
     """The first half of `execute`: admit the action (safety brakes), journal it as pending and
-    run `prepare`, each committed. Returns the journal entry, or None when the action must not
-    go ahead (refused by a brake, or `prepare` failed: the action is then failed)."""
+    run `prepare`, each committed (or, inside a caller's transaction, with it: `orders.apply_plans`
+    commits a round's pushes together before sending any). Returns the journal entry, or None
+    when the action must not go ahead (refused by a brake, or `prepare` failed: the action is
+    then failed)."""
     state = ctx.state
     refusal = brakes.admit(ctx, action)
     if refusal is not None:  # a safety brake stopped this vendor: nothing is sent, the change is retried

@@ -151,6 +151,25 @@ def test_a_cancellation_follows_even_after_the_product_was_unlinked(cli, monkeyp
         m.stop()
 
 
+def test_a_push_to_a_shopify_vendor_is_its_order_create_alone(cli, monkeypatch):
+    """orderCreate answers with what recording the push needs (the order's id and name, each
+    line's id and variant): the order is not read back, and the link holds the vendor's lines."""
+    m = open_market("shopify", cli, monkeypatch, settings=SETTINGS)
+    try:
+        assert cli("map", "add", "acme", m.vendor.add_shirt()).code == 0
+        buy(m, cli)
+        m.vendor.store.reset_requests()
+        assert cli("sync").code == 0
+        sent = [str(r.body or "") for r in m.vendor.store.requests]
+        assert sum("orderCreate" in b for b in sent) == 1
+        assert not any("OrderById" in b for b in sent), "the pushed order was read back"
+        ((line,),) = [x.lines for x in state().order_links(vendor="acme")]
+        (pushed,) = vendor_orders(m)
+        assert line["vendor_line_id"] == pushed["lineItems"][0]["id"] and line["quantity"] == 2
+    finally:
+        m.stop()
+
+
 def test_attribute_edits_follow_or_are_mailed(market, cli):
     m = market
     order = buy(m, cli)
